@@ -1,0 +1,33 @@
+"""Every question type: its builder, the fields a spec may set and the parts it asks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from generator import backprop_questions, bpe_questions
+from generator.question import Question
+
+
+@dataclass(frozen=True)
+class QuestionType:
+    name: str
+    build: Callable[[str, dict, np.random.Generator, int], Question]  # (question id, spec, rng, decimal places)
+    fields: frozenset[str]  # fields a spec may set for this type, besides type, title and marks
+    parts: tuple[str, ...]  # part names, in the order the paper asks them
+    fixed_fields: tuple[str, ...]  # fields a `fixed` problem must give
+
+
+QUESTION_TYPES: dict[str, QuestionType] = {t.name: t for t in [
+    QuestionType("bpe_train", lambda qid, spec, rng, places: bpe_questions.build_bpe_train(qid, spec, rng),
+                 frozenset({"fixed", "conventions", "ties", "words", "merges", "max_count"}),
+                 ("merges", "segmentation"), ("corpus", "merges")),
+    QuestionType("bpe_encode", lambda qid, spec, rng, places: bpe_questions.build_bpe_encode(qid, spec, rng),
+                 frozenset({"fixed", "conventions", "words", "merges", "max_count", "new_words"}),
+                 ("encodings",), ("corpus", "merges", "words")),
+    QuestionType("backprop_softmax", backprop_questions.build_backprop_softmax,
+                 frozenset({"fixed", "parts", "classes", "inputs", "magnitude", "learning_rate"}),
+                 backprop_questions.QUANTITY_ORDER, ("W", "x", "b", "t")),
+]}

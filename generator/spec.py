@@ -1,0 +1,234 @@
+"""Exam specs: YAML files that say which questions a paper has, with their marks and settings.
+
+Loading validates the whole file and reports every mistake at once, each with the
+file, the line and the field, and what is allowed there.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from generator.errors import InputFileError
+from generator.registry import QUESTION_TYPES
+from mlexam.resources import resource_path
+
+SPEC_FORMAT = "mlexam-spec"
+SPEC_VERSIONS = {1}
+DEFAULT_SPEC = "practice"
+# A spec has a few hundred values; aliases that expand past this are a "billion laughs" file.
+MAX_YAML_NODES = 100_000
+
+TOP_FIELDS = {"format", "format_version", "title", "course", "instructions", "duration_minutes",
+              "decimal_places", "sections"}
+SECTION_FIELDS = {"title", "instructions", "questions"}
+COMMON_QUESTION_FIELDS = {"type", "title", "marks"}
+CONVENTION_CHOICES = {
+    "end_of_word": ("separate", "attached", "none"),
+    "tie_rule": ("first", "lexicographic"),
+    "unseen": ("keep", "unk"),
+}
+
+
+@dataclass
+class Spec:
+    """A validated exam spec."""
+
+    path: Path
+    data: dict
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def decimal_places(self) -> int:
+        return int(self.data.get("decimal_places", 3))
+
+
+def bundled_spec_path(name: str = DEFAULT_SPEC) -> Path:
+    return resource_path("question_banks", "specs", f"{name}.yaml")
+
+
+def load_yaml_with_lines(text: str, source: str) -> tuple[object, dict[tuple, int]]:
+    """Parse YAML safely and return the data with the 1-based line of every field, keyed by path."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise InputFileError(source, [f"{where}invalid YAML: {getattr(error, 'problem', error)}"]) from None
+    lines: dict[tuple, int] = {}
+    built = 0
+
+    def build(n, path):
+        nonlocal built
+        built += 1
+        if built > MAX_YAML_NODES:
+            raise InputFileError(source, [f"more than {MAX_YAML_NODES} YAML values, usually from nested aliases; "
+                                          "write the spec out without aliases"])
+        lines[path] = n.start_mark.line + 1
+        if isinstance(n, yaml.MappingNode):
+            result = {}
+            for key_node, value_node in n.value:
+                key = key_node.value
+                lines[path + (key,)] = key_node.start_mark.line + 1
+                result[key] = build(value_node, path + (key,))
+            return result
+        if isinstance(n, yaml.SequenceNode):
+            return [build(item, path + (index,)) for index, item in enumerate(n.value)]
+        return _scalar(n)
+
+    return (build(node, ()) if node is not None else None), lines
+
+
+def _scalar(node: yaml.ScalarNode) -> object:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def load_spec(path: Path | str) -> Spec:
+    """Read and validate a spec; raise InputFileError listing every mistake."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise InputFileError(path, [f"cannot read the spec: {error.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputFileError(path, [f"byte {error.start}: not UTF-8 text; save the spec as UTF-8"]) from None
+    data, lines = load_yaml_with_lines(text, str(path))
+    problems = validate_spec(data, lines)
+    if problems:
+        raise InputFileError(path, problems)
+    return Spec(path, data, hashlib.sha256(raw).hexdigest())
+
+
+def validate_spec(data: object, lines: dict[tuple, int]) -> list[str]:
+    problems: list[str] = []
+
+    def report(path: tuple, message: str) -> None:
+        line = lines.get(path) or lines.get(path[:-1]) or 1
+        field = ".".join(str(p) for p in path) or "(top level)"
+        problems.append(f"line {line}: {field}: {message}")
+
+    def unknown_fields(mapping: dict, allowed: set, path: tuple) -> None:
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                report(path + (key,), f"unknown field{hint} Allowed: {', '.join(sorted(allowed))}")
+
+    if not isinstance(data, dict):
+        report((), "a spec is a YAML mapping with format, title and sections")
+        return problems
+    unknown_fields(data, TOP_FIELDS, ())
+    if data.get("format") != SPEC_FORMAT:
+        report(("format",), f"must be {SPEC_FORMAT!r}, found {data.get('format')!r}")
+    if data.get("format_version") not in SPEC_VERSIONS:
+        report(("format_version",), f"unsupported version {data.get('format_version')!r}; supported: 1")
+    if not isinstance(data.get("title"), str) or not data.get("title", "").strip():
+        report(("title",), "missing or empty; give the paper a title")
+    for name in ("course", "instructions"):
+        if name in data and not isinstance(data[name], str):
+            report((name,), "must be text")
+    if "duration_minutes" in data and not (_is_int(data["duration_minutes"]) and data["duration_minutes"] > 0):
+        report(("duration_minutes",), f"must be a positive whole number, found {data['duration_minutes']!r}")
+    if "decimal_places" in data and not (_is_int(data["decimal_places"]) and 0 <= data["decimal_places"] <= 6):
+        report(("decimal_places",), f"must be a whole number from 0 to 6, found {data['decimal_places']!r}")
+
+    sections = data.get("sections")
+    if not isinstance(sections, list) or not sections:
+        report(("sections",), "missing or empty; list at least one section with questions")
+        return problems
+    for s_index, section in enumerate(sections):
+        s_path = ("sections", s_index)
+        if not isinstance(section, dict):
+            report(s_path, "a section is a mapping with title and questions")
+            continue
+        unknown_fields(section, SECTION_FIELDS, s_path)
+        questions = section.get("questions")
+        if not isinstance(questions, list) or not questions:
+            report(s_path + ("questions",), "missing or empty; list at least one question")
+            continue
+        for q_index, question in enumerate(questions):
+            validate_question(question, s_path + ("questions", q_index), report, unknown_fields)
+    return problems
+
+
+def validate_question(question: object, path: tuple, report, unknown_fields) -> None:
+    if not isinstance(question, dict):
+        report(path, "a question is a mapping with at least a type")
+        return
+    qtype = question.get("type")
+    if qtype not in QUESTION_TYPES:
+        close = difflib.get_close_matches(str(qtype), list(QUESTION_TYPES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        report(path + ("type",), f"unknown question type {qtype!r}{hint} Allowed: {', '.join(QUESTION_TYPES)}")
+        return
+    qtype_info = QUESTION_TYPES[qtype]
+    unknown_fields(question, COMMON_QUESTION_FIELDS | qtype_info.fields, path)
+
+    marks = question.get("marks", {})
+    if not isinstance(marks, dict):
+        report(path + ("marks",), "must map part names to marks, e.g. {merges: 4}")
+    else:
+        for part, value in marks.items():
+            if part not in qtype_info.parts:
+                report(path + ("marks", part), f"unknown part; parts of {qtype}: {', '.join(qtype_info.parts)}")
+            elif not _is_int(value) or value < 0:
+                report(path + ("marks", part), f"marks must be a whole number of 0 or more, found {value!r}")
+
+    for name in ("words", "merges", "max_count", "new_words", "classes", "inputs", "magnitude"):
+        if name in question and not (_is_int(question[name]) and question[name] >= 1):
+            report(path + (name,), f"must be a whole number of 1 or more, found {question[name]!r}")
+    for name, low, high in (("classes", 2, 4), ("inputs", 1, 4), ("words", 2, 10), ("merges", 1, 12)):
+        if _is_int(question.get(name)) and not low <= question[name] <= high:
+            report(path + (name,), f"must be from {low} to {high} so the question fits a page, found {question[name]}")
+    if "ties" in question and question["ties"] not in ("avoid", "allow", "require"):
+        report(path + ("ties",), f"must be avoid, allow or require, found {question['ties']!r}")
+
+    conventions = question.get("conventions", {})
+    if not isinstance(conventions, dict):
+        report(path + ("conventions",), "must be a mapping, e.g. {end_of_word: separate}")
+    else:
+        for name, value in conventions.items():
+            if name == "min_count":
+                if not (_is_int(value) and value >= 1):
+                    report(path + ("conventions", name), f"must be a whole number of 1 or more, found {value!r}")
+            elif name not in CONVENTION_CHOICES:
+                report(path + ("conventions", name), f"unknown convention; allowed: min_count, {', '.join(CONVENTION_CHOICES)}")
+            elif value not in CONVENTION_CHOICES[name]:
+                report(path + ("conventions", name), f"must be one of {', '.join(CONVENTION_CHOICES[name])}, found {value!r}")
+
+    if "parts" in question:
+        parts = question["parts"]
+        if not isinstance(parts, list) or not parts:
+            report(path + ("parts",), f"must list the parts to ask, from: {', '.join(qtype_info.parts)}")
+        else:
+            for index, part in enumerate(parts):
+                if part not in qtype_info.parts:
+                    report(path + ("parts", index), f"unknown part {part!r}; allowed: {', '.join(qtype_info.parts)}")
+
+    fixed = question.get("fixed")
+    if fixed is not None:
+        required = qtype_info.fixed_fields
+        if not isinstance(fixed, dict):
+            report(path + ("fixed",), f"must be a mapping with {', '.join(required)}")
+            return
+        for name in required:
+            if name not in fixed:
+                report(path + ("fixed",), f"missing {name!r}; a fixed {qtype} problem needs {', '.join(required)}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

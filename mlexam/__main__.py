@@ -1,0 +1,3 @@
+from mlexam.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""Render papers, keys and sheets: Jinja templates to HTML, WeasyPrint HTML to PDF.
+
+Every template value is escaped. The PDF renderer loads nothing but `data:` URLs
+and files inside the package's `templates` folder; any other URL is rejected and
+the element that asked for it is left out of the PDF.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import jinja2
+from markupsafe import Markup
+
+from mlexam.fileio import write_bytes_atomic
+from mlexam.mathhtml import decimals_html, math_html, sequence_html
+from mlexam.resources import resource_dir
+
+log = logging.getLogger(__name__)
+
+# WeasyPrint logs a warning for every URL it cannot load; those are reported here instead.
+logging.getLogger("weasyprint").setLevel(logging.ERROR)
+logging.getLogger("fontTools").setLevel(logging.ERROR)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(resource_dir("templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["math"] = math_html
+    env.filters["seq"] = sequence_html
+    env.filters["decimals"] = decimals_html
+    env.filters["tokens"] = lambda text: Markup(" ").join(
+        Markup('<span class="tok">{}</span>').format(t) for t in str(text).split())
+    return env
+
+
+def render_html(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+class AssetFetcher:
+    """URL fetcher that serves `data:` URLs and the package's own template assets only."""
+
+    def __init__(self) -> None:
+        from weasyprint.urls import URLFetcher
+
+        self._inner = URLFetcher(allowed_protocols={"data", "file"}, timeout=1)
+        self._root = resource_dir("templates").resolve()
+        self.rejected: list[str] = []
+
+    def __call__(self, url: str, *args, **kwargs):
+        return self.fetch(url)
+
+    def fetch(self, url: str, headers=None):
+        parsed = urlparse(url)
+        if parsed.scheme == "data":
+            return self._inner.fetch(url, headers)
+        if parsed.scheme == "file":
+            path = Path(unquote(parsed.path)).resolve()
+            if path.is_relative_to(self._root) and path.is_file():
+                return self._inner.fetch(url, headers)
+        self.rejected.append(url)
+        raise ValueError(f"mlexam loads only its own assets, not {url}")
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Lay out an HTML document and return the PDF bytes."""
+    from weasyprint import HTML
+
+    fetcher = AssetFetcher()
+    document = HTML(string=html, base_url=str(resource_dir("templates")) + "/", url_fetcher=fetcher)
+    pdf = document.write_pdf()
+    for url in fetcher.rejected:
+        log.warning("left out a resource outside mlexam's assets: %.80s", url)
+    return pdf
+
+
+def render_pdf(template: str, path: Path, **context) -> Path:
+    write_bytes_atomic(path, html_to_pdf(render_html(template, **context)))
+    return path
