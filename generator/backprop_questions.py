@@ -17,10 +17,11 @@ from generator.question import MAX_DRAWS, Part, Question
 
 BACKPROP_MARKS = {"z": 1, "y": 2, "L": 1, "delta": 1, "dL_dW": 2, "dL_db": 1, "dL_dx": 2, "W_new": 1, "b_new": 1}
 
+# The examples are deliberately not answers of any question mlexam draws.
 FORMS = {
-    "scalar": 'a number or an exact expression, e.g. 0.313 or log(1 + e^-1)',
-    "vector": 'a list, e.g. [0.731, 0.269] or [e/(1+e), 1/(1+e)]',
-    "matrix": 'a list of rows, e.g. [[1, 0], [2, -1]], or rows separated by ";", e.g. "1 0; 2 -1"',
+    "scalar": 'a number or an exact expression, e.g. 1.234 or log(5/2) or e^2/(3+e)',
+    "vector": 'a list, e.g. [1.234, -0.5] or [e^2/(3+e), 7/8]',
+    "matrix": 'a list of rows, e.g. [[1.25, 0], [-3, 7/8]], or rows separated by ";", e.g. "1.25 0; -3 7/8"',
 }
 
 

@@ -116,17 +116,30 @@ def build_bpe_train(qid: str, spec: dict, rng: np.random.Generator) -> Question:
     segmentation = trace.segmentation()
     parts = [
         Part(f"{qid}.merges", "merges", "The merges, in the order you make them", "merge_list", merge_marks,
-             'a list of pairs, each written as the two symbols with a space between them, e.g. "l o"',
+             'a list of pairs, each written as the two symbols with a space between them, e.g. "x y"',
              [bpe.format_pair(pair) for pair in trace.merges], blank=[""] * len(trace.steps),
              accepted=[[bpe.format_pair(pair) for pair in branch] for branch in branches]),
         Part(f"{qid}.segmentation", "segmentation", "The final segmentation of each training word", "segmentation",
-             segmentation_marks, 'for each word, its tokens separated by spaces, e.g. "lo w </w>"',
+             segmentation_marks, 'for each word, its tokens separated by spaces, e.g. "xy z </w>"',
              {word: " ".join(tokens) for word, tokens in segmentation.items()},
              blank={word: "" for word, _ in words}),
     ]
     problem = {"corpus": [{"word": w, "count": c} for w, c in words], "merges": num_merges}
+
+    # Optional: new words to encode with the learned merges, marked against the student's own merges.
+    to_encode = [str(w) for w in (fixed or spec).get("encode", [])]
+    encodings = None
+    if to_encode:
+        known = bpe.training_characters(words)
+        encodings = {word: bpe.encode(word, trace.merges, conventions, known) for word in to_encode}
+        parts.append(Part(f"{qid}.encodings", "encodings", "The encoding of each new word with your merges",
+                          "encoding", int(marks.get("encodings", len(to_encode))),
+                          'for each word, its tokens separated by spaces, e.g. "xy z </w>"',
+                          {word: " ".join(tokens) for word, tokens in encodings.items()},
+                          blank={word: "" for word in to_encode}))
+        problem["encode"] = to_encode
     return Question(qid, "bpe_train", spec.get("title", "Train byte-pair encoding by hand"), source,
-                    conventions.to_dict(), problem, parts, trace, trace_to_dict(trace),
+                    conventions.to_dict(), problem, parts, trace, trace_to_dict(trace, encodings),
                     context={"branches": len(branches)})
 
 
@@ -163,7 +176,7 @@ def build_bpe_encode(qid: str, spec: dict, rng: np.random.Generator) -> Question
     marks = spec.get("marks", {})
     parts = [Part(f"{qid}.encodings", "encodings", "The encoding of each new word", "encoding",
                   int(marks.get("encodings", len(new_words))),
-                  'for each word, its tokens separated by spaces, e.g. "low est </w>"',
+                  'for each word, its tokens separated by spaces, e.g. "xy z </w>"',
                   {word: " ".join(tokens) for word, tokens in encodings.items()},
                   blank={word: "" for word in new_words})]
     problem = {"merges": [bpe.format_pair(pair) for pair in trace.merges], "words": new_words,

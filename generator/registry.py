@@ -18,12 +18,18 @@ class QuestionType:
     fields: frozenset[str]  # fields a spec may set for this type, besides type, title and marks
     parts: tuple[str, ...]  # part names, in the order the paper asks them
     fixed_fields: tuple[str, ...]  # fields a `fixed` problem must give
+    # For error carried forward: (problem dict, part name, the student's values by part
+    # name) -> the value of that part computed from the student's own earlier values,
+    # or None when no earlier value it depends on was given.
+    carry_forward: Callable[[dict, str, dict], object] | None = None
+    # (problem dict, part name, value) -> whether the value may be carried into later parts.
+    admissible: Callable[[dict, str, object], bool] | None = None
 
 
 QUESTION_TYPES: dict[str, QuestionType] = {t.name: t for t in [
     QuestionType("bpe_train", lambda qid, spec, rng, places: bpe_questions.build_bpe_train(qid, spec, rng),
-                 frozenset({"fixed", "conventions", "ties", "words", "merges", "max_count"}),
-                 ("merges", "segmentation"), ("corpus", "merges")),
+                 frozenset({"fixed", "conventions", "ties", "words", "merges", "max_count", "encode"}),
+                 ("merges", "segmentation", "encodings"), ("corpus", "merges")),
     QuestionType("bpe_encode", lambda qid, spec, rng, places: bpe_questions.build_bpe_encode(qid, spec, rng),
                  frozenset({"fixed", "conventions", "words", "merges", "max_count", "new_words"}),
                  ("encodings",), ("corpus", "merges", "words")),
