@@ -130,6 +130,13 @@ def _yaml_value(name: str, blank: object, indent: int) -> list[str]:
     return [f"{pad}{name}: \"\""]
 
 
+def _holds_other_text(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace") != text
+    except FileNotFoundError:
+        return False
+
+
 def write_paper(paper: Paper, out_dir: Path, stem: str | None = None) -> dict[str, Path]:
     """Write the paper PDF, key PDF, key JSON and blank answer file; return their paths."""
     from mlexam.render import render_pdf
@@ -143,7 +150,12 @@ def write_paper(paper: Paper, out_dir: Path, stem: str | None = None) -> dict[st
         "answers": out_dir / f"{stem}-answers.yaml",
     }
     write_text_atomic(paths["key"], paper.key_json())
-    write_text_atomic(paths["answers"], blank_answers_yaml(paper))
+    blank = blank_answers_yaml(paper)
+    if _holds_other_text(paths["answers"], blank):
+        # The student may have filled this file in: it is kept, and the blank goes beside it.
+        paths["kept_answers"] = paths["answers"]
+        paths["answers"] = out_dir / f"{stem}-answers.blank.yaml"
+    write_text_atomic(paths["answers"], blank)
     render_pdf("paper.html.j2", paths["paper"], paper=paper, show_key=False)
     render_pdf("key.html.j2", paths["key_pdf"], paper=paper, show_key=True)
     return paths

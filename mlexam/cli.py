@@ -29,6 +29,11 @@ def report_errors(command):
         except MlexamError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(error.exit_code)
+        except OSError as error:
+            where = f" {error.filename}" if error.filename else ""
+            click.echo(f"error: cannot access{where}: {error.strerror or error}; check the path and its permissions",
+                       err=True)
+            sys.exit(1)
     return wrapper
 
 
@@ -65,6 +70,8 @@ def generate(spec_path: Path | None, seed: int, out_dir: Path) -> None:
     for label, name in (("question paper", "paper"), ("answer key", "key_pdf"),
                         ("key for the marker", "key"), ("blank answer file", "answers")):
         click.echo(f"  {label + ':':20} {paths[name]}")
+    if "kept_answers" in paths:
+        click.echo(f"Kept {paths['kept_answers']} unchanged because it differs from the blank answer file.", err=True)
 
 
 @main.group()

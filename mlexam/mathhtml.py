@@ -7,6 +7,8 @@ insert into a template as `Markup`.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sympy
 from markupsafe import Markup, escape
 
@@ -22,6 +24,20 @@ def math_html(value: object) -> Markup:
     if isinstance(value, (int, float)):
         value = sympy.sympify(value)
     return Markup('<span class="math">') + _expr(value) + Markup("</span>")
+
+
+def given_html(value: object) -> Markup:
+    """Typeset a given number as the paper states it: 1/10 as 0.1, and 1/3 as a fraction."""
+    if isinstance(value, sympy.Rational) and not value.is_Integer:
+        denominator = int(value.q)
+        while denominator % 2 == 0:
+            denominator //= 2
+        while denominator % 5 == 0:
+            denominator //= 5
+        if denominator == 1:
+            exact = Decimal(int(value.p)) / Decimal(int(value.q))
+            return escape(format(exact.normalize(), "f").replace("-", MINUS))
+    return math_html(value)
 
 
 def sequence_html(items: list) -> Markup:

@@ -16,7 +16,7 @@ import jinja2
 from markupsafe import Markup
 
 from mlexam.fileio import write_bytes_atomic
-from mlexam.mathhtml import decimals_html, math_html, sequence_html
+from mlexam.mathhtml import decimals_html, given_html, math_html, sequence_html
 from mlexam.resources import resource_dir
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ def environment() -> jinja2.Environment:
     env.filters["math"] = math_html
     env.filters["seq"] = sequence_html
     env.filters["decimals"] = decimals_html
+    env.filters["given"] = given_html
     env.filters["tokens"] = lambda text: Markup(" ").join(
         Markup('<span class="tok">{}</span>').format(t) for t in str(text).split())
     return env
