@@ -29,7 +29,7 @@ Symbols = tuple[str, ...]
 
 
 class EndOfWord(StrEnum):
-    """Where the end-of-word marker goes when a word is split into characters."""
+    """Placement of the end-of-word marker when a word is split into characters."""
 
     SEPARATE = "separate"  # l o w </w>, and </w> can be merged like any symbol
     ATTACHED = "attached"  # l o w</w>, as subword-nmt 0.2 and later do
@@ -37,14 +37,14 @@ class EndOfWord(StrEnum):
 
 
 class TieRule(StrEnum):
-    """Which pair the key merges when several pairs share the maximum count."""
+    """Rule that picks the key's merge when several pairs share the maximum count."""
 
     FIRST = "first"  # the tied pair that occurs earliest when reading the corpus in order
     LEXICOGRAPHIC = "lexicographic"  # the greatest tied pair, as subword-nmt breaks ties
 
 
 class UnseenPolicy(StrEnum):
-    """What encoding does with a character that never occurred in training."""
+    """Treatment, when encoding, of a character that never occurred in training."""
 
     KEEP = "keep"  # the character stays a token of its own
     UNK = "unk"  # the character becomes the token [UNK]
@@ -52,7 +52,7 @@ class UnseenPolicy(StrEnum):
 
 @dataclass(frozen=True)
 class BPEConventions:
-    """The settings that change a BPE answer; each one is printed on the paper."""
+    """The settings that change a BPE answer. Each one is printed on the question paper."""
 
     end_of_word: EndOfWord = EndOfWord.SEPARATE
     tie_rule: TieRule = TieRule.FIRST

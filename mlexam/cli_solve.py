@@ -12,6 +12,9 @@ from generator.errors import ProblemError
 
 BPE_EXAMPLE = "mlexam solve bpe low:5 lower:2 newest:6 widest:3 --merges 10"
 BACKPROP_EXAMPLE = 'mlexam solve backprop --W "1 0; 2 -1" --x "1 2" --b "0 0" --target "1 0"'
+# The option that sets each input SoftmaxProblem checks, so a usage error names what to change.
+BACKPROP_OPTIONS = {"W": "--W", "x": "--x", "b": "--b", "t": "--target", "target": "--target",
+                    "learning rate": "--lr"}
 
 
 def _usage_error(error: ProblemError, param: str, example: str) -> click.BadParameter:
@@ -144,7 +147,7 @@ def solve_backprop(W_text, x_text, b_text, target_text, lr_text, places, as_json
             target = target_index(t)
         problem = SoftmaxProblem(W, x, b, target, read("--lr", read_number, lr_text))
     except ProblemError as error:
-        raise _usage_error(error, error.what, BACKPROP_EXAMPLE) from None
+        raise _usage_error(error, BACKPROP_OPTIONS.get(error.what, error.what), BACKPROP_EXAMPLE) from None
 
     quantities = solve_softmax(problem)
     if as_json:
