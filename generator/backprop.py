@@ -40,11 +40,11 @@ class SoftmaxProblem:
     def __post_init__(self) -> None:
         K, D = self.W.shape
         if K < 2 or D < 1:
-            raise ProblemError("W", _plain(self.W), "a matrix with at least 2 rows (classes) and 1 column")
+            raise ProblemError("W", _shown(self.W), "a matrix with at least 2 rows (classes) and 1 column")
         if self.x.shape != (D, 1):
-            raise ProblemError("x", _plain(self.x), f"a vector of {D} entries, one per column of W")
+            raise ProblemError("x", _shown(self.x), f"a vector of {D} entries, one per column of W")
         if self.b.shape != (K, 1):
-            raise ProblemError("b", _plain(self.b), f"a vector of {K} entries, one per row of W")
+            raise ProblemError("b", _shown(self.b), f"a vector of {K} entries, one per row of W")
         if not 0 <= self.target < K:
             raise ProblemError("target", self.target, f"a class index from 0 to {K - 1}")
         if not self.learning_rate > 0:
@@ -155,5 +155,103 @@ def target_index(t: sympy.Matrix) -> int:
     return list(t).index(1)
 
 
+def _shown(matrix: sympy.MatrixBase) -> str:
+    """Write a vector as [1, 2] and a matrix as [[1, 0], [2, -1]] for an error message."""
+    if matrix.cols == 1:
+        return "[" + ", ".join(str(v) for v in matrix) + "]"
+    return "[" + ", ".join("[" + ", ".join(str(v) for v in matrix.row(i)) + "]" for i in range(matrix.rows)) + "]"
+
+
 def _plain(matrix: sympy.MatrixBase) -> list[list[str]]:
     return [[str(v) for v in matrix.row(i)] for i in range(matrix.rows)]
+
+
+# Error carried forward. The marker passes the student's values as numpy float64
+# arrays (a vector has shape (n,), a matrix (rows, cols)) and scalars as floats.
+
+from fractions import Fraction  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+# The earlier quantity each later one is worked from.
+SOFTMAX_DEPENDS_ON = {"y": "z", "L": "y", "delta": "y", "dL_dW": "delta", "dL_db": "delta", "dL_dx": "delta",
+                      "W_new": "dL_dW", "b_new": "dL_db"}
+# How far the entries of a student's y may sum from 1, and a delta from 0, and still be
+# carried: K entries each rounded to 3 places can be off by K * 0.0005 together.
+ADMISSIBLE_SUM_TOLERANCE = 0.01
+
+
+# The last problems read by _numeric_inputs, by id, each with the dict itself so that
+# an id cannot be reused by another dict while its entry exists.
+_numeric_cache: dict[int, tuple[dict, tuple]] = {}
+NUMERIC_CACHE_SIZE = 16
+
+
+def _numeric_inputs(problem: dict):
+    """Return (W, x, b, t, eta) as floats, read once per problem dict."""
+    entry = _numeric_cache.get(id(problem))
+    if entry is not None and entry[0] is problem:
+        return entry[1]
+    inputs = _read_numeric_inputs(problem)
+    if len(_numeric_cache) >= NUMERIC_CACHE_SIZE:
+        _numeric_cache.pop(next(iter(_numeric_cache)))
+    _numeric_cache[id(problem)] = (problem, inputs)
+    return inputs
+
+
+def _read_numeric_inputs(problem: dict):
+    def floats(entries):
+        return np.array([[float(Fraction(str(v))) for v in row] if isinstance(row, list) else float(Fraction(str(row)))
+                         for row in entries])
+
+    W, x, b = floats(problem["W"]), floats(problem["x"]), floats(problem["b"])
+    t = np.zeros(len(b))
+    t[int(problem["target"])] = 1.0
+    return W, x, b, t, float(Fraction(str(problem.get("learning_rate", "1/10"))))
+
+
+def carry_forward(problem: dict, part: str, values: dict) -> object | None:
+    """Work one part from the student's own earlier value: delta from their y, dL/dW from their delta.
+
+    Returns None when the part depends on nothing or its earlier value is not in values.
+    """
+    source = SOFTMAX_DEPENDS_ON.get(part)
+    if source is None or source not in values:
+        return None
+    W, x, b, t, eta = _numeric_inputs(problem)
+    v = np.asarray(values[source], dtype=float)
+    k = int(problem["target"])
+    if part == "y":
+        exps = np.exp(v - v.max())
+        return exps / exps.sum()
+    if part == "L":
+        return float(-np.log(v[k])) if v[k] > 0 else None
+    if part == "delta":
+        return v - t
+    if part == "dL_dW":
+        return np.outer(v, x)
+    if part == "dL_db":
+        return v
+    if part == "dL_dx":
+        return W.T @ v
+    if part == "W_new":
+        return W - eta * v
+    return b - eta * v
+
+
+def admissible(problem: dict, part: str, value: object) -> bool:
+    """Whether a student's value may be carried into later parts.
+
+    y must be a probability vector: every entry strictly between 0 and 1 and the sum 1
+    within ADMISSIBLE_SUM_TOLERANCE. delta must be y - t for some such y, up to the sign
+    (t - y is a common slip whose consequences still earn marks): entries strictly between
+    -1 and 1, summing to 0, not all 0. Without these conditions y = t would make every
+    later part trivially 0. Other parts need only the right shape, which the marker checks.
+    """
+    value = np.asarray(value, dtype=float)
+    if part == "y":
+        return bool(np.all((value > 0) & (value < 1)) and abs(value.sum() - 1) <= ADMISSIBLE_SUM_TOLERANCE)
+    if part == "delta":
+        return bool(np.all(np.abs(value) < 1) and abs(value.sum()) <= ADMISSIBLE_SUM_TOLERANCE
+                    and np.any(np.abs(value) > ADMISSIBLE_SUM_TOLERANCE))
+    return bool(np.all(np.isfinite(value)))

@@ -95,7 +95,9 @@ def build_paper(spec: Spec, seed: int, code: str | None = None) -> Paper:
         for question_spec in section["questions"]:
             rng = np.random.Generator(np.random.PCG64(children[number]))
             number += 1
-            questions.append(QUESTION_TYPES[question_spec["type"]].build(f"q{number}", question_spec, rng, places))
+            question_places = int(question_spec.get("decimal_places", places))
+            build = QUESTION_TYPES[question_spec["type"]].build
+            questions.append(build(f"q{number}", question_spec, rng, question_places))
         sections.append(Section(section.get("title", ""), section.get("instructions", ""), questions))
     return Paper(spec, seed, code or paper_code(spec, seed), sections)
 

@@ -7,7 +7,8 @@ from typing import Callable
 
 import numpy as np
 
-from generator import backprop_questions, bpe_questions
+from generator import backprop, backprop_questions, bpe_questions, concept_questions
+from generator import network_questions
 from generator.question import Question
 
 
@@ -35,5 +36,21 @@ QUESTION_TYPES: dict[str, QuestionType] = {t.name: t for t in [
                  ("encodings",), ("corpus", "merges", "words")),
     QuestionType("backprop_softmax", backprop_questions.build_backprop_softmax,
                  frozenset({"fixed", "parts", "classes", "inputs", "magnitude", "learning_rate"}),
-                 backprop_questions.QUANTITY_ORDER, ("W", "x", "b", "t")),
+                 backprop_questions.QUANTITY_ORDER, ("W", "x", "b", "t"),
+                 carry_forward=backprop.carry_forward, admissible=backprop.admissible),
+    QuestionType("bpe_vocab", lambda qid, spec, rng, places: bpe_questions.build_bpe_vocab(qid, spec, rng),
+                 frozenset({"fixed", "conventions", "ties", "words", "merges", "max_count"}),
+                 ("initial", "after_merges", "merges_needed"), ("corpus", "merges", "target_vocab")),
+    QuestionType("bpe_valid_run", lambda qid, spec, rng, places: bpe_questions.build_bpe_valid_run(qid, spec, rng),
+                 frozenset({"fixed", "conventions", "ties", "words", "merges", "max_count", "options"}),
+                 ("choice",), ("corpus", "merges")),
+    # The parts of a concept question are the ids of the bank questions it draws.
+    QuestionType("concept", concept_questions.build_concept, frozenset({"id", "topic", "count"}), (), ()),
 ]}
+
+# Sigmoid, squared-error, two-layer and batch-mean backpropagation.
+QUESTION_TYPES.update({name: QuestionType(
+    name, network_questions.builder(name), frozenset(network_questions.FIELDS[name]),
+    network_questions.PART_ORDER[name], network_questions.FIXED_FIELDS[name],
+    carry_forward=network_questions.carry_forward_for(name), admissible=network_questions.admissible_for(name),
+) for name in network_questions.NETWORK_TYPES})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from generator import network_questions
 from generator.errors import InputFileError
 from generator.registry import QUESTION_TYPES
 from mlexam.resources import resource_path
@@ -26,7 +27,25 @@ MAX_YAML_NODES = 100_000
 TOP_FIELDS = {"format", "format_version", "title", "course", "instructions", "duration_minutes",
               "decimal_places", "sections"}
 SECTION_FIELDS = {"title", "instructions", "questions"}
-COMMON_QUESTION_FIELDS = {"type", "title", "marks"}
+COMMON_QUESTION_FIELDS = {"type", "title", "marks", "decimal_places"}
+# Fields that every BPE type with a random corpus accepts: a difficulty level and the
+# bounds it sets, which a spec may override one by one.
+BPE_DIFFICULTY_FIELDS = {"difficulty", "max_characters", "max_pairs", "build_on"}
+EXTRA_FIELDS = {
+    "bpe_train": BPE_DIFFICULTY_FIELDS | {"stop"},
+    "bpe_encode": BPE_DIFFICULTY_FIELDS,
+    "bpe_vocab": BPE_DIFFICULTY_FIELDS,
+    "bpe_valid_run": BPE_DIFFICULTY_FIELDS,
+}
+CHOICES = {
+    "difficulty": ("easy", "medium", "hard"),
+    "ties": ("avoid", "allow", "require"),
+    "stop": ("merges", "target_vocab"),
+}
+# (field, lowest, highest): bounds that keep a question on one page and hand-computable.
+RANGES = (("classes", 2, 4), ("inputs", 1, 4), ("words", 2, 10), ("merges", 1, 12), ("max_count", 1, 20),
+          ("new_words", 1, 6), ("max_characters", 2, 20), ("max_pairs", 4, 40), ("build_on", 0, 12),
+          ("options", 3, 5), ("decimal_places", 0, 8))
 CONVENTION_CHOICES = {
     "end_of_word": ("separate", "attached", "none"),
     "tie_rule": ("first", "lexicographic"),
@@ -72,7 +91,8 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[object, dict[tuple, in
         if built > MAX_YAML_NODES:
             raise InputFileError(source, [f"more than {MAX_YAML_NODES} YAML values, usually from nested aliases; "
                                           "write the spec out without aliases"])
-        lines[path] = n.start_mark.line + 1
+        # A field keeps the line of its key, even when its value starts on a later line.
+        lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             result = {}
             for key_node, value_node in n.value:
@@ -176,39 +196,17 @@ def validate_question(question: object, path: tuple, report, unknown_fields) -> 
         report(path + ("type",), f"unknown question type {qtype!r}{hint} Allowed: {', '.join(QUESTION_TYPES)}")
         return
     qtype_info = QUESTION_TYPES[qtype]
-    unknown_fields(question, COMMON_QUESTION_FIELDS | qtype_info.fields, path)
+    unknown_fields(question, COMMON_QUESTION_FIELDS | qtype_info.fields | EXTRA_FIELDS.get(qtype, set()), path)
 
-    marks = question.get("marks", {})
-    if not isinstance(marks, dict):
-        report(path + ("marks",), "must map part names to marks, e.g. {merges: 4}")
-    else:
-        for part, value in marks.items():
-            if part not in qtype_info.parts:
-                report(path + ("marks", part), f"unknown part; parts of {qtype}: {', '.join(qtype_info.parts)}")
-            elif not _is_int(value) or value < 0:
-                report(path + ("marks", part), f"marks must be a whole number of 0 or more, found {value!r}")
-
-    for name in ("words", "merges", "max_count", "new_words", "classes", "inputs", "magnitude"):
-        if name in question and not (_is_int(question[name]) and question[name] >= 1):
-            report(path + (name,), f"must be a whole number of 1 or more, found {question[name]!r}")
-    for name, low, high in (("classes", 2, 4), ("inputs", 1, 4), ("words", 2, 10), ("merges", 1, 12)):
-        if _is_int(question.get(name)) and not low <= question[name] <= high:
-            report(path + (name,), f"must be from {low} to {high} so the question fits a page, found {question[name]}")
-    if "ties" in question and question["ties"] not in ("avoid", "allow", "require"):
-        report(path + ("ties",), f"must be avoid, allow or require, found {question['ties']!r}")
-
-    conventions = question.get("conventions", {})
-    if not isinstance(conventions, dict):
-        report(path + ("conventions",), "must be a mapping, e.g. {end_of_word: separate}")
-    else:
-        for name, value in conventions.items():
-            if name == "min_count":
-                if not (_is_int(value) and value >= 1):
-                    report(path + ("conventions", name), f"must be a whole number of 1 or more, found {value!r}")
-            elif name not in CONVENTION_CHOICES:
-                report(path + ("conventions", name), f"unknown convention; allowed: min_count, {', '.join(CONVENTION_CHOICES)}")
-            elif value not in CONVENTION_CHOICES[name]:
-                report(path + ("conventions", name), f"must be one of {', '.join(CONVENTION_CHOICES[name])}, found {value!r}")
+    part_names = qtype_info.parts
+    if qtype == "concept":
+        part_names = _validate_concept(question, path, report)
+    _validate_marks(question, qtype, part_names, path, report)
+    _validate_settings(question, path, report)
+    _validate_conventions(question, path, report)
+    if qtype in network_questions.NETWORK_TYPES:
+        for name, message in network_questions.field_problems(question):
+            report(path + (name,), message)
 
     if "parts" in question:
         parts = question["parts"]
@@ -226,8 +224,85 @@ def validate_question(question: object, path: tuple, report, unknown_fields) -> 
             report(path + ("fixed",), f"must be a mapping with {', '.join(required)}")
             return
         for name in required:
+            # A fixed training question stops either after a number of merges or at a vocabulary size.
+            if qtype == "bpe_train" and name == "merges" and "target_vocab" in fixed:
+                continue
             if name not in fixed:
                 report(path + ("fixed",), f"missing {name!r}; a fixed {qtype} problem needs {', '.join(required)}")
+
+
+def _validate_marks(question: dict, qtype: str, part_names, path: tuple, report) -> None:
+    marks = question.get("marks", {})
+    if not isinstance(marks, dict):
+        report(path + ("marks",), "must map part names to marks, e.g. {merges: 4}")
+        return
+    for part, value in marks.items():
+        if part_names is not None and part not in part_names:
+            allowed = ", ".join(part_names) or "none"
+            report(path + ("marks", part), f"unknown part; parts of this {qtype} question: {allowed}")
+        elif not _is_int(value) or value < 0:
+            report(path + ("marks", part), f"marks must be a whole number of 0 or more, found {value!r}")
+
+
+def _validate_settings(question: dict, path: tuple, report) -> None:
+    for name in ("words", "merges", "max_count", "new_words", "classes", "inputs", "magnitude",
+                 "max_characters", "max_pairs", "options", "count"):
+        if name in question and not (_is_int(question[name]) and question[name] >= 1):
+            report(path + (name,), f"must be a whole number of 1 or more, found {question[name]!r}")
+    for name in ("build_on", "decimal_places"):
+        if name in question and not (_is_int(question[name]) and question[name] >= 0):
+            report(path + (name,), f"must be a whole number of 0 or more, found {question[name]!r}")
+    for name, low, high in RANGES:
+        if _is_int(question.get(name)) and question[name] >= 0 and not low <= question[name] <= high:
+            report(path + (name,), f"must be from {low} to {high} so the question fits a page, found {question[name]}")
+    for name, allowed in CHOICES.items():
+        if name in question and question[name] not in allowed:
+            report(path + (name,), f"must be one of {', '.join(allowed)}, found {question[name]!r}")
+
+
+def _validate_conventions(question: dict, path: tuple, report) -> None:
+    conventions = question.get("conventions", {})
+    if not isinstance(conventions, dict):
+        report(path + ("conventions",), "must be a mapping, e.g. {end_of_word: separate}")
+        return
+    for name, value in conventions.items():
+        if name == "min_count":
+            if not (_is_int(value) and value >= 1):
+                report(path + ("conventions", name), f"must be a whole number of 1 or more, found {value!r}")
+        elif name not in CONVENTION_CHOICES:
+            close = difflib.get_close_matches(str(name), list(CONVENTION_CHOICES) + ["min_count"], n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            report(path + ("conventions", name), f"unknown convention; {hint}allowed: min_count, {', '.join(CONVENTION_CHOICES)}")
+        elif value not in CONVENTION_CHOICES[name]:
+            report(path + ("conventions", name), f"must be one of {', '.join(CONVENTION_CHOICES[name])}, found {value!r}")
+
+
+def _validate_concept(question: dict, path: tuple, report) -> tuple[str, ...] | None:
+    """Check id, topic and count against the conceptual bank; return the part names the marks may use."""
+    from generator.concept_questions import TOPICS, load_bank
+
+    bank = load_bank()
+    if ("id" in question) == ("topic" in question):
+        report(path, "give either id (one bank question) or topic (with count), not both or neither")
+        return None
+    if "id" in question:
+        if question["id"] not in bank:
+            close = difflib.get_close_matches(str(question["id"]), list(bank), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            report(path + ("id",), f"no bank question {question['id']!r}; {hint}ids: {', '.join(bank)}")
+            return None
+        if "count" in question:
+            report(path + ("count",), "count goes with topic; an id asks for exactly one question")
+        return (question["id"],)
+    topic = question["topic"]
+    if topic not in TOPICS:
+        report(path + ("topic",), f"must be one of {', '.join(TOPICS)}, found {topic!r}")
+        return None
+    pool = tuple(qid for qid, item in bank.items() if item["topic"] == topic)
+    count = question.get("count", 1)
+    if _is_int(count) and count > len(pool):
+        report(path + ("count",), f"the bank has {len(pool)} questions on {topic}, so count is at most {len(pool)}")
+    return pool
 
 
 def _is_int(value: object) -> bool:

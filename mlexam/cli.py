@@ -66,7 +66,9 @@ def generate(spec_path: Path | None, seed: int, out_dir: Path) -> None:
     spec = load_spec(spec_path or bundled_spec_path())
     paper = build_paper(spec, seed)
     paths = write_paper(paper, out_dir)
-    click.echo(f"Paper {paper.code}: {len(paper.questions)} questions, {paper.total_marks} marks (seed {seed}).")
+    count = len(paper.questions)
+    click.echo(f"Paper {paper.code}: {count} question{'s' if count != 1 else ''}, "
+               f"{paper.total_marks} mark{'s' if paper.total_marks != 1 else ''} (seed {seed}).")
     for label, name in (("question paper", "paper"), ("answer key", "key_pdf"),
                         ("key for the marker", "key"), ("blank answer file", "answers")):
         click.echo(f"  {label + ':':20} {paths[name]}")
@@ -83,6 +85,18 @@ from mlexam.cli_solve import solve_backprop, solve_bpe  # noqa: E402
 
 solve.add_command(solve_bpe)
 solve.add_command(solve_backprop)
+
+from mlexam.cli_batch import batch  # noqa: E402
+
+main.add_command(batch)
+
+from mlexam.cli_check import check  # noqa: E402
+
+main.add_command(check)
+
+from mlexam.cli_mark import mark  # noqa: E402
+
+main.add_command(mark)
 
 
 

@@ -57,6 +57,9 @@ class AssetFetcher:
         self._inner = URLFetcher(allowed_protocols={"data", "file"}, timeout=1)
         self._root = resource_dir("templates").resolve()
         self.rejected: list[str] = []
+        # WeasyPrint 70 reads this attribute of any fetcher whose call raises. Without it, a
+        # rejected URL stops the whole PDF with AttributeError instead of leaving the element out.
+        self._fail_on_errors = False
 
     def __call__(self, url: str, *args, **kwargs):
         return self.fetch(url)

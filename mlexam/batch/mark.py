@@ -1,0 +1,295 @@
+"""Mark a class: match each submission to a student, mark it against that student's key, flag copying.
+
+A submission belongs to the student whose id it carries in `student_id`. When that
+field is empty, the marker matches a file or folder name equal to a student id or to
+its safe file name, as in `s123-answers.yaml`. One student with several files is marked
+on the newest one, and every other file is listed as a problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from tqdm import tqdm
+
+from generator.errors import InputFileError, MlexamError
+from mlexam.batch.manifest import Manifest, load_manifest, sha256_file
+from mlexam.batch.submissions import Submission, collect_submissions
+
+log = logging.getLogger(__name__)
+
+# A submission is flagged as copied only when it earns at least this share of the
+# marks against another student's key, so weak answers that happen to score a little
+# more elsewhere are not flagged.
+COPY_MIN_SHARE = Fraction(1, 2)
+# Other students' keys marked in full per submission: the ones whose answers share the
+# most values with the submission. Marking against every key would grow with the
+# square of the class size.
+COPY_CANDIDATES = 3
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+
+
+@dataclass
+class Problem:
+    """A row of problems.csv: a file or student that needs the teacher's attention."""
+
+    file: str
+    student_id: str
+    kind: str
+    detail: str
+
+
+@dataclass
+class StudentResult:
+    record: dict  # the student's entry in the manifest
+    status: str = "missing"  # marked, missing, or not marked (with a problem row)
+    submission: Submission | None = None
+    report: object | None = None  # marker.report.MarkReport
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+
+@dataclass
+class ClassResult:
+    manifest: Manifest
+    students: list[StudentResult]
+    problems: list[Problem] = field(default_factory=list)
+    keys: dict[str, dict] = field(default_factory=dict, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        counts = {"students": len(self.students),
+                  "marked": sum(s.status == "marked" for s in self.students),
+                  "missing": sum(s.status == "missing" for s in self.students),
+                  "problems": len(self.problems)}
+        for problem in self.problems:
+            counts[problem.kind] = counts.get(problem.kind, 0) + 1
+        return counts
+
+
+def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) -> ClassResult:
+    """Mark every submission under `submissions_dir` against the keys of the batch in `batch_dir`."""
+    manifest = load_manifest(batch_dir)
+    if manifest is None:
+        raise InputFileError(batch_dir, ["no manifest.json here; give the --out folder of `mlexam batch generate`"])
+    keys, problems = _load_keys(Path(batch_dir), manifest)
+    result = ClassResult(manifest, [StudentResult(record) for record in manifest.students.values()], problems, keys)
+    by_id = {student.id: student for student in result.students}
+
+    # Match every readable submission to a student; list the others with their reason.
+    matched: dict[str, list[Submission]] = {}
+    for submission in collect_submissions(submissions_dir):
+        if submission.problem:
+            result.problems.append(Problem(submission.name, "", submission.kind, submission.problem))
+            continue
+        student_id, how = _match(submission, manifest)
+        if student_id is None:
+            result.problems.append(Problem(submission.name, how, "unknown id", _unknown_reason(submission, how)))
+            continue
+        matched.setdefault(student_id, []).append(submission)
+
+    # Mark each student's newest submission; list the other files.
+    codes = {record["variant_code"]: student_id for student_id, record in manifest.students.items()}
+    for student_id, submissions in tqdm(matched.items(), desc="marking", unit="student", disable=not progress):
+        student = by_id[student_id]
+        newest = max(submissions, key=lambda s: (s.mtime, s.name))
+        for other in submissions:
+            if other is not newest:
+                result.problems.append(Problem(other.name, student_id, "duplicate",
+                                               f"{len(submissions)} files for this student; marked the newest, "
+                                               f"{newest.name}, and not this one"))
+        student.submission = newest
+        if student_id not in keys:
+            student.status = "not marked"
+            continue
+        _check_paper_code(newest, student.record, codes, result.problems)
+        try:
+            student.report = _mark(keys[student_id], newest)
+        except MlexamError as error:
+            student.status = "not marked"
+            result.problems.append(Problem(newest.name, student_id, "unmarkable", " ".join(str(error).split())))
+            continue
+        student.status = "marked"
+
+    _flag_copying(result, keys)
+    return result
+
+
+def _load_keys(batch_dir: Path, manifest: Manifest) -> tuple[dict[str, dict], list[Problem]]:
+    from marker.answers import load_key
+
+    keys, problems = {}, []
+    for student_id, record in manifest.students.items():
+        entry = record["files"]["key"]
+        path = batch_dir / entry["path"]
+        if sha256_file(path) != entry["sha256"]:
+            log.warning("%s differs from the key that batch generate wrote (sha256 mismatch)", path)
+        try:
+            keys[student_id] = load_key(path)
+        except MlexamError as error:
+            problems.append(Problem(entry["path"], student_id, "key", f"the key cannot be read: {error}"))
+    return keys, problems
+
+
+def _match(submission: Submission, manifest: Manifest) -> tuple[str | None, str]:
+    """Return (student id or None, the id the file carries or the name it was matched on)."""
+    carried = (submission.answer_file.student_id or "").strip()
+    if carried:
+        return (carried if carried in manifest.students else None), carried
+    by_name = {}
+    for student_id, record in manifest.students.items():
+        by_name[student_id] = student_id
+        by_name[record["safe_name"]] = student_id
+    parts = Path(submission.name).parts
+    candidates = [Path(parts[-1]).stem, *reversed(parts[:-1])]
+    for candidate in candidates:
+        stem = candidate.removesuffix("-answers")
+        if stem in by_name:
+            return by_name[stem], ""
+    return None, ""
+
+
+def _unknown_reason(submission: Submission, carried: str) -> str:
+    if carried:
+        return f"student_id {carried!r} is not in the roster of this batch"
+    return "no student_id in the file, and its name matches no student id"
+
+
+def _check_paper_code(submission: Submission, record: dict, codes: dict[str, str], problems: list[Problem]) -> None:
+    paper = (submission.answer_file.paper or "").strip()
+    if not paper or paper == record["variant_code"]:
+        return
+    owner = codes.get(paper)
+    detail = (f"the file is the answer file of {owner}'s paper ({paper}); marked against {record['id']}'s own key"
+              if owner else f"paper code {paper!r} belongs to no student of this batch; marked against "
+                            f"{record['id']}'s own key ({record['variant_code']})")
+    problems.append(Problem(submission.name, record["id"], "paper code", detail))
+
+
+class MarkerFailure(MlexamError):
+    """The marker raised an unexpected error on one submission; the rest of the class is still marked."""
+
+
+def _mark(key: dict, submission: Submission, failure_level: int = logging.WARNING):
+    """Mark the answers only, so a paper code in the file never stops the marking."""
+    from marker.core import mark_submission
+
+    try:
+        return mark_submission(key, submission.answer_file.answers)
+    except MlexamError:
+        raise
+    except Exception as error:  # one submission must not stop the marking of a whole class
+        log.log(failure_level, "the marker failed on %s against the key of paper %s", submission.path,
+                key.get("paper_code"), exc_info=log.isEnabledFor(logging.DEBUG))
+        raise MarkerFailure(f"the marker failed on this file: {type(error).__name__}: {error}") from error
+
+
+def _flag_copying(result: ClassResult, keys: dict[str, dict]) -> None:
+    """Flag a submission that earns more marks against another student's key than against its own."""
+    key_values = {student_id: _values(_key_answers(key)) for student_id, key in keys.items()}
+    for student in result.students:
+        if student.status != "marked":
+            continue
+        submitted = _values(student.submission.answer_file.answers)
+        overlaps = sorted(((len(submitted & values), other) for other, values in key_values.items()
+                           if other != student.id), reverse=True)
+        own = Fraction(student.report.total)
+        best = None
+        for overlap, other in overlaps[:COPY_CANDIDATES]:
+            if overlap == 0:
+                break
+            try:
+                total = Fraction(_mark(keys[other], student.submission, logging.DEBUG).total)
+            except MlexamError:
+                continue
+            if best is None or total > best[0]:
+                best = (total, other)
+        maximum = Fraction(student.report.maximum)
+        if best and best[0] > own and best[0] >= COPY_MIN_SHARE * maximum:
+            result.problems.append(Problem(
+                student.submission.name, student.id, "possible copying",
+                f"the answers match {best[1]}'s variant better than {student.id}'s own: "
+                f"{_show(best[0])}/{_show(maximum)} against {best[1]}'s key, "
+                f"{_show(own)}/{_show(maximum)} against the student's own key"))
+
+
+def _key_answers(key: dict) -> list:
+    return [[part.get("expected"), part.get("decimal")] for question in key.get("questions", [])
+            for part in question.get("parts", [])]
+
+
+def _values(answers: object) -> set[str]:
+    """Collect the words and numbers of an answer (or a key) as comparable strings.
+
+    Numbers are rounded to two places, so "0.731" and "0.7311" count as the same value.
+    """
+    found: set[str] = set()
+    stack = [answers]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif item is not None:
+            text = str(item)
+            found.add(" ".join(text.split()))
+            for token in re.split(r"[\s,;\[\]()]+", text):
+                if NUMBER.match(token):
+                    found.add(f"{float(token):.2f}")
+    found.discard("")
+    found.discard("0.00")
+    return found
+
+
+def _show(value: Fraction) -> str:
+    from marker.report import mark_text
+
+    return mark_text(value)
+
+
+def load_previous_gradebook(path: Path) -> dict[str, dict[str, str]] | None:
+    """Read an earlier gradebook.csv into rows by student id; None when there is none."""
+    import csv
+
+    if not path.exists():
+        return None
+    with open(path, newline="", encoding="utf-8") as stream:
+        reader = csv.DictReader(stream)
+        id_column = reader.fieldnames[0] if reader.fieldnames else None
+        return {row[id_column]: row for row in reader if id_column}
+
+
+def mark_changes(previous: dict[str, dict[str, str]], header: list[str], rows: list[dict[str, str]],
+                 id_column: str, compared: list[str]) -> list[str]:
+    """Describe every student whose marks or status differ from the previous gradebook."""
+    changes = []
+    for row in rows:
+        old = previous.get(row[id_column])
+        if old is None:
+            changes.append(f"{row[id_column]}: new in the gradebook, total {row.get('Total') or '-'}")
+            continue
+        differences = []
+        for column in compared:
+            before, after = old.get(column, ""), row.get(column, "")
+            if before != after:
+                differences.append(f"{column} {before or '-'} -> {after or '-'}{_delta(before, after)}")
+        if differences:
+            changes.append(f"{row[id_column]}: " + ", ".join(differences))
+    for student_id in sorted(set(previous) - {row[id_column] for row in rows}):
+        changes.append(f"{student_id}: in the previous gradebook only")
+    return changes
+
+
+def _delta(before: str, after: str) -> str:
+    try:
+        difference = Fraction(after) - Fraction(before)
+    except (ValueError, ZeroDivisionError):
+        return ""
+    return f" ({'+' if difference > 0 else ''}{_show(difference)})"
+

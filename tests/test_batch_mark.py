@@ -1,0 +1,297 @@
+"""`mlexam batch mark`: matching, problem files, copying, the gradebook, re-marking and the class report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from pypdf import PdfReader
+
+from mlexam.cli import main
+
+SMALL_SPEC = """\
+format: mlexam-spec
+format_version: 1
+title: "Batch marking test paper"
+course: "Test course"
+duration_minutes: 30
+instructions: "Answer every question."
+decimal_places: 3
+sections:
+  - title: Both topics
+    questions:
+      - type: bpe_train
+        words: 4
+        merges: 4
+        ties: allow
+        marks: {merges: 4, segmentation: 2}
+      - type: backprop_softmax
+"""
+STUDENTS = [f"m{number:03d}" for number in range(7)]
+
+
+def answers_from_key(key: dict) -> dict:
+    """Answer every part with the key's decimal (numbers) or expected value (BPE)."""
+    answers = {}
+    for question in key["questions"]:
+        answers[question["id"]] = {
+            part["name"]: part["decimal"] if part.get("decimal") is not None else part["expected"]
+            for part in question["parts"]}
+    return answers
+
+
+def answer_text(student_id: str, paper: str, answers: dict) -> str:
+    return yaml.safe_dump({"format": "mlexam-answers", "format_version": 1, "paper": paper,
+                           "student_id": student_id, "answers": answers}, allow_unicode=True)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("marking")
+    spec = folder / "spec.yaml"
+    spec.write_text(SMALL_SPEC)
+    roster = folder / "roster.csv"
+    with open(roster, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section"])
+        writer.writerow(["Points Possible", "", "", "", ""])
+        for number, student_id in enumerate(STUDENTS):
+            writer.writerow([f"Last{number}, First{number}", str(900 + number), student_id, f"login{number}", "A"])
+    out = folder / "exam"
+    result = CliRunner().invoke(main, ["batch", "generate", str(roster), "--spec", str(spec), "--out", str(out),
+                                       "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    keys = {s["id"]: json.loads((out / s["files"]["key"]["path"]).read_text()) for s in manifest["students"]}
+    return out, manifest, keys
+
+
+@pytest.fixture
+def submissions(batch, tmp_path):
+    """A class folder with every kind of file a teacher receives."""
+    out, manifest, keys = batch
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    codes = {s["id"]: s["variant_code"] for s in manifest["students"]}
+
+    # m000..m002 answer their own paper correctly; m003 leaves its id out, so its file name is used.
+    for student_id in STUDENTS[:3]:
+        text = answer_text(student_id, codes[student_id], answers_from_key(keys[student_id]))
+        (folder / f"{student_id}-answers.yaml").write_text(text)
+    nested = folder / "m003"
+    nested.mkdir()
+    (nested / "answers.yaml").write_text(answer_text("", codes["m003"], answers_from_key(keys["m003"])))
+
+    # m004 hands in m000's answers on its own answer file.
+    (folder / "m004.yaml").write_text(answer_text("m004", codes["m004"], answers_from_key(keys["m000"])))
+
+    # m005 hands in two files; the newer one is marked.
+    first = folder / "m005-first.yaml"
+    first.write_text(answer_text("m005", codes["m005"], {}))
+    second = folder / "m005-second.yaml"
+    second.write_text(answer_text("m005", codes["m005"], answers_from_key(keys["m005"])))
+    import os
+    os.utime(first, (1_000_000, 1_000_000))
+
+    # m006 hands in nothing. The rest cannot be marked.
+    (folder / "stranger.yaml").write_text(answer_text("x999", "V-NOPE", {}))
+    (folder / "empty.yaml").write_bytes(b"")
+    (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    (folder / "utf16.yaml").write_bytes(answer_text("m006", codes["m006"], {}).encode("utf-16-le"))
+    (folder / "latin1.yaml").write_bytes(("# résumé\n" + answer_text("m006", codes["m006"], {})).encode("latin-1"))
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(answer_text("m006", codes["m006"], answers_from_key(keys["m006"])))
+    (folder / "link.yaml").symlink_to(outside)
+    (folder / "linked-folder").symlink_to(tmp_path)
+    return folder
+
+
+def run_mark(out: Path, submissions: Path, results: Path, *options: str):
+    return CliRunner().invoke(main, ["batch", "mark", str(out), str(submissions), "--out", str(results), *options])
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def test_every_file_accounted_for(batch, submissions, tmp_path):
+    out, manifest, _ = batch
+    results = tmp_path / "results"
+    result = run_mark(out, submissions, results, "--no-feedback")
+    assert result.exit_code == 0, result.output
+    assert "7 students: 6 marked, 1 missing" in result.stderr
+
+    gradebook = read_csv(results / "gradebook.csv")
+    problems = read_csv(results / "problems.csv")
+    assert [row["SIS User ID"] for row in gradebook] == STUDENTS
+    in_gradebook = {row["Submission"] for row in gradebook if row["Submission"]}
+    in_problems = {row["file"] for row in problems}
+    every_entry = {p.relative_to(submissions).as_posix() for p in submissions.rglob("*")
+                   if p.is_file() or p.is_symlink()}
+    assert every_entry <= in_gradebook | in_problems
+    assert "linked-folder" in in_problems
+
+    reasons = {row["file"]: (row["problem"], row["detail"]) for row in problems}
+    assert reasons["empty.yaml"] == ("unreadable", "empty file (0 bytes)")
+    assert reasons["photo.png"][0] == "unreadable"
+    assert "binary data" in reasons["photo.png"][1]
+    assert "UTF-16 text without a byte-order mark" in reasons["utf16.yaml"][1]
+    assert "not UTF-8: byte 0xE9" in reasons["latin1.yaml"][1]
+    assert reasons["stranger.yaml"] == ("unknown id", "student_id 'x999' is not in the roster of this batch")
+    assert reasons["m005-first.yaml"][0] == "duplicate"
+    assert "marked the newest, m005-second.yaml" in reasons["m005-first.yaml"][1]
+    assert reasons["link.yaml"] == ("symlink", "a symbolic link; not followed")
+
+
+def test_gradebook_marks_and_layout(batch, submissions, tmp_path):
+    out, manifest, _ = batch
+    results = tmp_path / "results"
+    assert run_mark(out, submissions, results, "--no-feedback").exit_code == 0
+    rows = {row["SIS User ID"]: row for row in read_csv(results / "gradebook.csv")}
+    header = next(csv.reader(io.StringIO((results / "gradebook.csv").read_text())))
+    assert header == ["SIS User ID", "Student", "ID", "SIS Login ID", "Section", "q1", "q2", "Total", "Status",
+                      "Submission"]
+    total = str(manifest["total_marks"])
+    for student_id in ("m000", "m001", "m002", "m003", "m005"):
+        assert rows[student_id]["Total"] == total, student_id
+        assert rows[student_id]["Status"] == "marked"
+    assert rows["m003"]["Submission"] == "m003/answers.yaml"
+    assert rows["m005"]["Submission"] == "m005-second.yaml"
+    assert rows["m002"]["Student"] == "Last2, First2"
+    assert rows["m002"]["ID"] == "902"
+    assert rows["m006"]["Status"] == "missing"
+    assert (rows["m006"]["q1"], rows["m006"]["Total"]) == ("", "")
+    question_sum = int(rows["m000"]["q1"]) + int(rows["m000"]["q2"])
+    assert question_sum == manifest["total_marks"]
+
+
+def test_copied_answers_flagged(batch, submissions, tmp_path):
+    out, manifest, _ = batch
+    results = tmp_path / "results"
+    assert run_mark(out, submissions, results, "--no-feedback").exit_code == 0
+    flagged = [row for row in read_csv(results / "problems.csv") if row["problem"] == "possible copying"]
+    assert [(row["file"], row["student_id"]) for row in flagged] == [("m004.yaml", "m004")]
+    detail = flagged[0]["detail"]
+    total = manifest["total_marks"]
+    assert f"match m000's variant better than m004's own: {total}/{total} against m000's key" in detail
+    assert "against the student's own key" in detail
+
+
+def test_remark_shows_changes_and_keeps_previous(batch, submissions, tmp_path):
+    out, manifest, keys = batch
+    results = tmp_path / "results"
+    assert run_mark(out, submissions, results, "--no-feedback").exit_code == 0
+    first = (results / "gradebook.csv").read_bytes()
+
+    # m001 loses the y part of the backpropagation question; m002's file is withdrawn.
+    answers = answers_from_key(keys["m001"])
+    answers["q2"]["y"] = "[0.5, 0.5]"
+    code = next(s["variant_code"] for s in manifest["students"] if s["id"] == "m001")
+    (submissions / "m001-answers.yaml").write_text(answer_text("m001", code, answers))
+    (submissions / "m002-answers.yaml").unlink()
+
+    dry = run_mark(out, submissions, results, "--no-feedback", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "2 students' marks differ" in dry.stdout
+    total = manifest["total_marks"]
+    assert f"m001: q2 12 -> 10 (-2), Total {total} -> {total - 2} (-2)" in dry.stdout
+    assert f"m002: q1 6 -> -, q2 12 -> -, Total {total} -> -, Status marked -> missing" in dry.stdout
+    assert "dry run, nothing written" in dry.stderr
+    assert (results / "gradebook.csv").read_bytes() == first
+    assert not (results / "gradebook.previous.csv").exists()
+
+    real = run_mark(out, submissions, results, "--no-feedback")
+    assert real.exit_code == 0
+    assert dry.stdout == real.stdout
+    assert (results / "gradebook.previous.csv").read_bytes() == first
+    rows = {row["SIS User ID"]: row for row in read_csv(results / "gradebook.csv")}
+    assert rows["m001"]["Total"] == str(total - 2)
+
+    # A third run keeps the second gradebook too, under a time-stamped name.
+    second = (results / "gradebook.csv").read_bytes()
+    assert run_mark(out, submissions, results, "--no-feedback").exit_code == 0
+    kept = sorted(results.glob("gradebook.previous*.csv"))
+    assert len(kept) == 2
+    assert {path.read_bytes() for path in kept} == {first, second}
+
+
+def test_results_symlink_out_of_folder_rejected(batch, submissions, tmp_path):
+    out, _, _ = batch
+    results = tmp_path / "results"
+    results.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (results / "feedback").symlink_to(elsewhere)
+    result = run_mark(out, submissions, results)
+    assert result.exit_code == 2
+    assert "leads outside the results folder" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_feedback_and_class_report(batch, submissions, tmp_path):
+    out, manifest, _ = batch
+    results = tmp_path / "results"
+    result = run_mark(out, submissions, results)
+    assert result.exit_code == 0, result.output
+    feedback = sorted(p.name for p in (results / "feedback").iterdir())
+    assert feedback == [f"{student_id}-feedback.pdf" for student_id in STUDENTS[:6]]
+    for path in (results / "feedback").iterdir():
+        assert len(PdfReader(path).pages) >= 1
+
+    report = PdfReader(results / "class-report.pdf")
+    text = "".join(page.extract_text() for page in report.pages)
+    assert "Batch marking test paper: class report" in text
+    assert "7 students" in text
+    assert "possible copying" in text
+    images = [image for page in report.pages for image in page.images]
+    assert len(images) >= 2  # the histogram and the facility/discrimination plot
+    if shutil.which("pdftoppm"):
+        subprocess.run(["pdftoppm", "-r", "40", "-png", str(results / "class-report.pdf"), str(tmp_path / "page")],
+                       check=True)
+        assert sorted(tmp_path.glob("page-*.png"))
+
+
+def test_plots_have_labelled_axes(batch, submissions):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlexam.batch import report
+    from mlexam.batch.mark import mark_class
+
+    out, _, _ = batch
+    result = mark_class(out, submissions, progress=False)
+    labels = []
+    original_close = plt.close
+
+    def record_labels(figure):
+        labels.append([(axes.get_xlabel(), axes.get_ylabel()) for axes in figure.axes])
+        original_close(figure)
+
+    plt.close = record_labels
+    try:
+        assert report.histogram_plot(result).startswith("data:image/png;base64,")
+        assert report.parts_plot(report.part_statistics(result)).startswith("data:image/png;base64,")
+    finally:
+        plt.close = original_close
+    histogram, parts = labels
+    assert histogram[0][0].startswith("Total mark (out of")
+    assert histogram[0][1] == "Number of students"
+    assert parts[0][1].startswith("Facility")
+    assert parts[1] == ("Part", "Discrimination\n(part vs rest of paper, r)")
+
+
+def test_missing_manifest_is_an_error(tmp_path):
+    (tmp_path / "subs").mkdir()
+    result = run_mark(tmp_path, tmp_path / "subs", tmp_path / "results")
+    assert result.exit_code == 2
+    assert "no manifest.json here" in result.stderr
