@@ -165,6 +165,8 @@ def split_word(word: str, end_of_word: EndOfWord = EndOfWord.SEPARATE) -> Symbol
     """Split a word into its starting symbols: `low` -> ('l', 'o', 'w', '</w>') when separate."""
     if not word:
         raise ProblemError("word", word, "a non-empty word")
+    if END_OF_WORD in word:
+        raise ProblemError("word", word, f"a word without the text {END_OF_WORD}, which marks the end of a word")
     characters = list(word)
     if end_of_word is EndOfWord.SEPARATE:
         characters.append(END_OF_WORD)

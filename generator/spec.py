@@ -23,6 +23,10 @@ SPEC_VERSIONS = {1}
 DEFAULT_SPEC = "practice"
 # A spec has a few hundred values; aliases that expand past this are a "billion laughs" file.
 MAX_YAML_NODES = 100_000
+# A spec nests about six levels (sections, questions, fixed, W rows).
+MAX_YAML_DEPTH = 50
+# A spec is a few kilobytes; a larger file is not a spec.
+MAX_SPEC_BYTES = 1_000_000
 
 TOP_FIELDS = {"format", "format_version", "title", "course", "instructions", "duration_minutes",
               "decimal_places", "sections"}
@@ -78,6 +82,9 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[object, dict[tuple, in
     """Parse YAML safely and return the data with the 1-based line of every field, keyed by path."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise InputFileError(source, [f"nested more than {MAX_YAML_DEPTH} levels deep; a spec needs only a few "
+                                      "levels"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
@@ -93,24 +100,33 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[object, dict[tuple, in
                                           "write the spec out without aliases"])
         # A field keeps the line of its key, even when its value starts on a later line.
         lines.setdefault(path, n.start_mark.line + 1)
+        if len(path) > MAX_YAML_DEPTH:
+            raise InputFileError(source, [f"line {n.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} "
+                                          "levels deep; a spec needs only a few levels"])
         if isinstance(n, yaml.MappingNode):
             result = {}
             for key_node, value_node in n.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise InputFileError(source, [f"line {key_node.start_mark.line + 1}: a field name must be "
+                                                  "plain text, not a list or mapping"])
                 key = key_node.value
                 lines[path + (key,)] = key_node.start_mark.line + 1
                 result[key] = build(value_node, path + (key,))
             return result
         if isinstance(n, yaml.SequenceNode):
             return [build(item, path + (index,)) for index, item in enumerate(n.value)]
-        return _scalar(n)
+        return _scalar(n, source)
 
     return (build(node, ()) if node is not None else None), lines
 
 
-def _scalar(node: yaml.ScalarNode) -> object:
+def _scalar(node: yaml.ScalarNode, source: str) -> object:
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
+    except yaml.YAMLError as error:
+        raise InputFileError(source, [f"line {node.start_mark.line + 1}: invalid value {node.value[:40]!r}: "
+                                      f"{getattr(error, 'problem', None) or error}"]) from None
     finally:
         loader.dispose()
 
@@ -119,6 +135,8 @@ def load_spec(path: Path | str) -> Spec:
     """Read and validate a spec; raise InputFileError listing every mistake."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise InputFileError(path, [f"the file has more than {MAX_SPEC_BYTES} bytes; a spec is a few kilobytes"])
         raw = path.read_bytes()
     except OSError as error:
         raise InputFileError(path, [f"cannot read the spec: {error.strerror}"]) from None
@@ -154,7 +172,7 @@ def validate_spec(data: object, lines: dict[tuple, int]) -> list[str]:
     unknown_fields(data, TOP_FIELDS, ())
     if data.get("format") != SPEC_FORMAT:
         report(("format",), f"must be {SPEC_FORMAT!r}, found {data.get('format')!r}")
-    if data.get("format_version") not in SPEC_VERSIONS:
+    if not _is_int(data.get("format_version")) or data["format_version"] not in SPEC_VERSIONS:
         report(("format_version",), f"unsupported version {data.get('format_version')!r}; supported: 1")
     if not isinstance(data.get("title"), str) or not data.get("title", "").strip():
         report(("title",), "missing or empty; give the paper a title")
@@ -176,6 +194,9 @@ def validate_spec(data: object, lines: dict[tuple, int]) -> list[str]:
             report(s_path, "a section is a mapping with title and questions")
             continue
         unknown_fields(section, SECTION_FIELDS, s_path)
+        for name in ("title", "instructions"):
+            if name in section and not isinstance(section[name], str):
+                report(s_path + (name,), "must be text")
         questions = section.get("questions")
         if not isinstance(questions, list) or not questions:
             report(s_path + ("questions",), "missing or empty; list at least one question")
@@ -189,8 +210,10 @@ def validate_question(question: object, path: tuple, report, unknown_fields) -> 
     if not isinstance(question, dict):
         report(path, "a question is a mapping with at least a type")
         return
+    if "title" in question and not isinstance(question["title"], str):
+        report(path + ("title",), "must be text")
     qtype = question.get("type")
-    if qtype not in QUESTION_TYPES:
+    if not isinstance(qtype, str) or qtype not in QUESTION_TYPES:
         close = difflib.get_close_matches(str(qtype), list(QUESTION_TYPES), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         report(path + ("type",), f"unknown question type {qtype!r}{hint} Allowed: {', '.join(QUESTION_TYPES)}")

@@ -13,6 +13,8 @@ part markers.
 
 from __future__ import annotations
 
+import logging
+
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -28,6 +30,8 @@ KEY_VERSIONS = {1}
 # Keys whose derived data (exact values, mistaken answers, results per merge list) stay cached.
 # A batch marks many answer files against one key, so a few entries are enough.
 KEY_CACHE_SIZE = 8
+
+log = logging.getLogger(__name__)
 
 
 class KeyFormatError(MlexamError):
@@ -137,8 +141,19 @@ def mark_submission(key: dict, answers: dict | object) -> MarkReport:
             results.extend(question_marker(state))
             continue
         for part in question["parts"]:
-            results.append(PART_MARKERS[part["kind"]](part, state))
+            results.append(_mark_part(part, state))
     return MarkReport(results, student_id, paper or key_code)
+
+
+def _mark_part(part: dict, state: QuestionState) -> PartResult:
+    """Mark one part; a fault in the marker costs that part an automatic mark, never the whole file."""
+    try:
+        return PART_MARKERS[part["kind"]](part, state)
+    except (ValueError, TypeError, ArithmeticError, IndexError):
+        # A key missing a field (KeyError) still stops marking, because no part can be trusted then.
+        log.exception("marker failed on part %s", part["id"])
+        return PartResult(part["id"], Verdict.INVALID, Fraction(0), Fraction(part["marks"]), part["expected"],
+                          "mlexam could not mark this answer automatically; it needs marking by hand")
 
 
 def _unreadable_question(question: dict, raw: object) -> list[PartResult]:

@@ -15,9 +15,10 @@ Scientific notation wins over implicit multiplication: "2e-3" is 0.002, while
 "2e - 3" (with spaces) and "2*e-3" are 2e minus 3.
 
 Vectors and matrices: nested lists "[[a, b], [c, d]]", rows "a b; c d" or "a, b; c, d",
-or YAML/JSON lists of strings and numbers. Inside a row without commas, a space
-separates entries unless it stands beside a binary operator: "1 -3" is two entries and
-"1 - 3" is one. A comma is never a decimal point: "0,731" is rejected with a message.
+or YAML/JSON lists of strings and numbers. Inside a row without commas, spaces
+separate entries, but an operator with spaces on both sides joins its neighbours:
+"1 -3" is two entries and "1 - 3" is one. A comma is never a decimal point: "0,731"
+is rejected with a message.
 
 Every read checks its caps (length, tokens, nesting, digits, magnitudes) before it
 builds a value and runs inside a time budget, so "9**9**9" is rejected at once.

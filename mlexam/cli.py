@@ -6,8 +6,6 @@ messages on stderr and exit codes (1 for an error, 2 for bad input or usage).
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import sys
 from pathlib import Path
@@ -15,26 +13,13 @@ from pathlib import Path
 import click
 
 import mlexam
-from generator.errors import MlexamError
+from mlexam.cli_batch import batch
+from mlexam.cli_check import check
+from mlexam.cli_errors import report_errors
+from mlexam.cli_mark import mark
+from mlexam.cli_solve import solve_backprop, solve_bpe
 
 log = logging.getLogger("mlexam")
-
-
-def report_errors(command):
-    """Turn an MlexamError raised by a command into a message and its exit code."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except MlexamError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(error.exit_code)
-        except OSError as error:
-            where = f" {error.filename}" if error.filename else ""
-            click.echo(f"error: cannot access{where}: {error.strerror or error}; check the path and its permissions",
-                       err=True)
-            sys.exit(1)
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,25 +66,8 @@ def solve() -> None:
     """Print the worked solution of a problem typed in from any paper."""
 
 
-from mlexam.cli_solve import solve_backprop, solve_bpe  # noqa: E402
-
 solve.add_command(solve_bpe)
 solve.add_command(solve_backprop)
-
-from mlexam.cli_batch import batch  # noqa: E402
-
 main.add_command(batch)
-
-from mlexam.cli_check import check  # noqa: E402
-
 main.add_command(check)
-
-from mlexam.cli_mark import mark  # noqa: E402
-
 main.add_command(mark)
-
-
-
-
-def echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from mlexam.cli import report_errors
+from mlexam.cli_errors import report_errors
 
-log = logging.getLogger("mlexam")
 
 
 @click.group("batch")
@@ -91,7 +90,8 @@ def batch_mark(batch_dir, submissions_dir, results_dir, dry_run, feedback) -> No
     # Show what a re-mark changes before anything is overwritten.
     changes = compare_with_previous(results_dir, result)
     if changes is not None:
-        click.echo(f"{len(changes)} students' marks differ from the gradebook in {results_dir}:"
+        students = "1 student's marks differ" if len(changes) == 1 else f"{len(changes)} students' marks differ"
+        click.echo(f"{students} from the gradebook in {results_dir}:"
                    if changes else f"No marks differ from the gradebook in {results_dir}.")
         for line in changes:
             click.echo(f"  {line}")

@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from generator.errors import InputFileError
 from mlexam.batch import secret as batch_secret
+from mlexam.batch.manifest import sha256_file
 from mlexam.batch.names import safe_name, safe_names
 from mlexam.batch.roster import read_roster
 from mlexam.cli import main
@@ -58,8 +59,8 @@ def write_roster(path: Path, ids: list[str]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(["student_id", "name", "email"])
-        for number, student_id in enumerate(ids):
-            writer.writerow([student_id, f"Student {number}", f"{student_id}@example.edu"])
+        for student_id in ids:
+            writer.writerow([student_id, f"Name of {student_id}", f"{student_id}@example.edu"])
     return path
 
 
@@ -88,7 +89,6 @@ def assert_batch_intact(out: Path, ids: list[str]) -> None:
     for student in manifest["students"]:
         for entry in student["files"].values():
             path = out / entry["path"]
-            from mlexam.batch.manifest import sha256_file
             assert sha256_file(path) == entry["sha256"], path
             if path.suffix == ".pdf":
                 assert len(PdfReader(path).pages) >= 1
@@ -239,7 +239,7 @@ def test_booklet_has_every_key_on_new_page(class_batch):
     _, _, out, _ = class_batch
     booklet = PdfReader(out / "answer-key-booklet.pdf")
     outline = [item.title for item in booklet.outline]
-    assert outline == ["Contents"] + [f"s{n:04d} Student {n}" for n in range(CLASS_SIZE)]
+    assert outline == ["Contents"] + [f"s{n:04d} Name of s{n:04d}" for n in range(CLASS_SIZE)]
     starts = [booklet.get_destination_page_number(item) for item in booklet.outline]
     assert starts == sorted(starts)
     assert len(set(starts)) == CLASS_SIZE + 1
@@ -253,7 +253,7 @@ def test_paper_shows_student_not_seed(class_batch):
     student = manifest["students"][5]
     text = PdfReader(out / student["files"]["paper"]["path"]).pages[0].extract_text()
     seed = json.loads((out / student["files"]["key"]["path"]).read_text())["seed"]
-    assert "Student 5" in text
+    assert "Name of s0005" in text
     assert "s0005" in text
     assert student["variant_code"] in text
     assert str(seed) not in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -33,7 +34,11 @@ sections:
         ties: allow
         marks: {merges: 4, segmentation: 2}
       - type: backprop_softmax
+        classes: 2
+        inputs: 2
 """
+# The backpropagation sizes are fixed, so a copied answer file has the shapes of the
+# copier's own variant and is marked against both keys.
 STUDENTS = [f"m{number:03d}" for number in range(7)]
 
 
@@ -97,7 +102,6 @@ def submissions(batch, tmp_path):
     first.write_text(answer_text("m005", codes["m005"], {}))
     second = folder / "m005-second.yaml"
     second.write_text(answer_text("m005", codes["m005"], answers_from_key(keys["m005"])))
-    import os
     os.utime(first, (1_000_000, 1_000_000))
 
     # m006 hands in nothing. The rest cannot be marked.
@@ -192,7 +196,7 @@ def test_remark_shows_changes_and_keeps_previous(batch, submissions, tmp_path):
 
     # m001 loses the y part of the backpropagation question; m002's file is withdrawn.
     answers = answers_from_key(keys["m001"])
-    answers["q2"]["y"] = "[0.5, 0.5]"
+    answers["q2"]["y"] = "[2, -1]"  # no softmax output: both entries are outside [0, 1]
     code = next(s["variant_code"] for s in manifest["students"] if s["id"] == "m001")
     (submissions / "m001-answers.yaml").write_text(answer_text("m001", code, answers))
     (submissions / "m002-answers.yaml").unlink()

@@ -443,7 +443,24 @@ def test_marker_source_evaluates_no_text():
     files = []
     for entry in STUDENT_FACING:
         target = root / entry
-        files += sorted(target.rglob("*.py")) if target.is_dir() else [target] if target.exists() else []
+        if target.is_dir():
+            files += sorted(target.rglob("*.py"))
+        elif target.exists():
+            files.append(target)
 
     assert len(files) > 5
     assert [call for path in files for call in evaluating_calls(path)] == []
+
+
+def test_cli_check_names_hostile_part(key, cli_folder):
+    """`mlexam check` reports the unreadable part and exits 1, without saying whether answers are right."""
+    key_path, work = cli_folder
+    path = write_answer_file(work / "answers.yaml", key, with_part(key, "q1.L", f"__import__('os').system('{SHELL}')"))
+
+    finished = subprocess.run([sys.executable, "-m", "mlexam", "check", str(path), "--key", str(key_path)],
+                              cwd=work, capture_output=True, text=True)
+
+    assert finished.returncode == 1, finished.stdout + finished.stderr
+    assert "q1.L" in finished.stdout + finished.stderr
+    assert "Traceback" not in finished.stderr
+    assert sorted(path.name for path in work.iterdir()) == ["answers.yaml"]

@@ -91,17 +91,6 @@ def test_practice_paper_hides_key(tmp_path):
         assert str(SEED) not in text
 
 
-def test_paper_file_name_hides_seed(tmp_path):
-    """The paper file handed to students does not carry the seed that rebuilds its key."""
-    paper = build_paper(load_spec(type_spec(tmp_path, "bpe_encode")), SEED)
-
-    from generator.paper import write_paper
-    paths = write_paper(paper, tmp_path / "out")
-
-    assert str(SEED) not in paths["paper"].name
-    assert str(SEED) not in paths["answers"].name
-
-
 # Batch papers: the course secret and each student's derived seed stay off the papers.
 
 @pytest.fixture(scope="module")

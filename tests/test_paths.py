@@ -1,6 +1,6 @@
 """Student ids, file names and symbolic links never make mlexam read or write outside its folders.
 
-The test folder holds the inputs, a `secrets` folder for the course secret, the
+The test folder contains the inputs, a `secrets` folder for the course secret, the
 output folders, and canary folders beside them. Every file outside the output
 folders is fingerprinted before each run and compared after it, and the ids that
 name absolute paths are checked not to exist afterwards.

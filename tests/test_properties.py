@@ -6,12 +6,11 @@ The hypothesis profile in conftest.py draws the same examples on every run.
 from __future__ import annotations
 
 import json
-import string
 from datetime import timedelta
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator import bpe, bpe_reference
@@ -286,11 +285,9 @@ def test_key_marks_itself_full(tmp_path_factory, seed):
 
 
 @settings(max_examples=20)
-@given(word=st.text(alphabet=string.ascii_lowercase + "</>", min_size=1, max_size=8))
+@given(word=st.lists(st.sampled_from(["a", "b", "</w>", "<", "/", "w>"]), min_size=1, max_size=6).map("".join))
 def test_bpe_decode_words_with_marker_text(word):
     """A word that contains the text `</w>` is rejected as a word, or decodes to itself."""
-    assume("</w>" in word or "<" not in word)
-
     try:
         tokens = bpe.encode(word, [])
     except ProblemError:

@@ -2,9 +2,9 @@
 
 A spec title, a section title, instructions, a question title, a BPE corpus and a
 student's name all reach the HTML templates. Each one below carries markup that
-would load a local file, call a local server, run a script or embed a style, and
-the tests check that the rendered PDF shows the markup as text, that the server
-heard nothing and that the PDF carries no active content.
+would load a local file, call a local server, run a script or embed a style. The
+tests check that the rendered PDF shows the markup as text, that the server
+received no request and that the PDF carries no active content.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from mlexam.resources import resource_dir
 
 
 class RecordingHandler(http.server.BaseHTTPRequestHandler):
-    """Answer every request with a tiny stylesheet and record its path."""
+    """Respond to every request with a tiny stylesheet and record its path."""
 
     def do_GET(self):  # noqa: N802 (name fixed by BaseHTTPRequestHandler)
         self.server.requests.append(self.path)
@@ -219,3 +219,51 @@ def test_raw_html_with_hostile_urls_fetches_nothing(tmp_path, local_server):
     assert local_server.requests == []
     assert active_pdf_names(path) == []
     assert b"/EmbeddedFile" not in pdf
+
+
+def test_local_server_records_requests(local_server):
+    """The server that the tests above expect to stay silent does record a request sent to it."""
+    import urllib.request
+
+    port = local_server.server_address[1]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/probe.css", timeout=5) as response:
+        assert response.read() == b"body { background: red }"
+
+    assert local_server.requests == ["/probe.css"]
+    local_server.requests.clear()
+
+
+def test_feedback_sheet_prints_answers_as_text(tmp_path, local_server):
+    """Markup in a student's answers reaches the feedback PDF as text and fetches nothing."""
+    import json
+    import subprocess
+    import sys
+
+    from hostile.answers import expected_answers, write_answer_file
+
+    port = local_server.server_address[1]
+    spec_path = write_spec(tmp_path, {
+        "course": "c", "instructions": "i", "duration_minutes": 30,
+        "sections": [{"questions": [{"type": "bpe_train", "fixed": {"corpus": "low lowish", "merges": 2}},
+                                    {"type": "backprop_softmax", "parts": ["y", "L"]}]}]})
+    key = json.loads(build_paper(load_spec(spec_path), 2).key_json())
+    key_path = tmp_path / "key.json"
+    key_path.write_text(json.dumps(key), encoding="utf-8")
+    answers = expected_answers(key)
+    answers["q1"]["merges"] = [f'<link rel=stylesheet href="http://127.0.0.1:{port}/m.css">', "<b>x"]
+    answers["q2"]["L"] = f'<img src="http://127.0.0.1:{port}/l.png">'
+    answers["q2"]["y"] = f'<style>@import url(http://127.0.0.1:{port}/y.css);</style>'
+    answers_path = write_answer_file(tmp_path / "answers.yaml", key, answers, student_id="<script>s1</script>")
+    feedback = tmp_path / "feedback.pdf"
+
+    finished = subprocess.run([sys.executable, "-m", "mlexam", "mark", str(key_path), str(answers_path),
+                               "--feedback", str(feedback)], capture_output=True, text=True)
+
+    assert finished.returncode == 0, finished.stderr
+    assert local_server.requests == []
+    assert active_pdf_names(feedback) == []
+    text = pdf_text(feedback)
+    assert "<script>s1</script>" in text
+    assert f'<img src="http://127.0.0.1:{port}/l.png">' in text
+    assert "<style>@import" in text
+    assert "&lt;" not in text

@@ -68,11 +68,26 @@ def question_marks(student: StudentResult, question_id: str) -> Fraction:
     return sum((part.marks for part in student.report.parts if part.id.split(".")[0] == question_id), Fraction(0))
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula, so a roster
+# name or file name such as =HYPERLINK(...) would run when the teacher opens the file.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert_cell(value: object) -> object:
+    """Prefix text that a spreadsheet would run as a formula with an apostrophe; numbers are kept."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def csv_text(header: list[str], rows: list[dict[str, str]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer.writerow({name: inert_cell(name) for name in header})
+    writer.writerows({name: inert_cell(value) for name, value in row.items()} for row in rows)
     return buffer.getvalue()
 
 
