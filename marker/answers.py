@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,6 +174,36 @@ _TextLoader.yaml_implicit_resolvers = {
 }
 
 
+class _FastTextLoader(yaml.CSafeLoader):
+    """The same text-keeping loader on libyaml's C parser, for files whose nesting is known to be shallow."""
+
+
+_FastTextLoader.yaml_implicit_resolvers = _TextLoader.yaml_implicit_resolvers
+
+# Characters that can open a nesting level at the start of a YAML line: indentation and
+# the block indicators of sequences, keys and values.
+_YAML_FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_LINE_NESTING = re.compile(r"^[ \t\-?:]*", re.M)
+
+
+def _is_shallow(text: str) -> bool:
+    """Return whether the text cannot nest more than MAX_NESTING levels, by a conservative count.
+
+    Flow brackets count even inside quotes, and every leading space counts as a level, so a
+    file that passes is certainly shallow; one that does not is read by the checking loader.
+    """
+    depth = deepest = 0
+    for character in text:
+        if character in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in "]}":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        return False
+    return max((len(match) for match in _LINE_NESTING.findall(text)), default=0) <= MAX_NESTING
+
+
 class _TooDeep(Exception):
     def __init__(self, line: int):
         self.line = line
@@ -200,8 +231,13 @@ def _parse(path: Path, text: str, duplicates: list[str]) -> object:
 
 
 def _parse_yaml(path: Path, text: str, duplicates: list[str]) -> object:
+    # libyaml's C parser is several times faster, but it nests by recursion in C with no
+    # depth cap, so it only reads text that cannot be deep.
+    # Text with a character YAML forbids also goes to the checking loader, whose message names the line.
+    fast = yaml.__with_libyaml__ and not _YAML_FORBIDDEN.search(text) and _is_shallow(text)
+    loader_class = _FastTextLoader if fast else _TextLoader
     try:
-        loader = _TextLoader(text)
+        loader = loader_class(text)
     except yaml.reader.ReaderError as error:
         line = text.count("\n", 0, error.position) + 1
         raise InputFileError(path, [f"line {line}: the control character {chr(error.character)!r} is not "

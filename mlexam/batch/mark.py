@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +31,10 @@ COPY_MIN_SHARE = Fraction(1, 2)
 # most values with the submission. Marking against every key would grow with the
 # square of the class size.
 COPY_CANDIDATES = 3
+# A key value held by more than max(COPY_COMMON_MIN, class size / COPY_COMMON_DIVISOR)
+# students is too common to count as evidence of copying.
+COPY_COMMON_MIN = 3
+COPY_COMMON_DIVISOR = 20
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 
 
@@ -191,17 +196,29 @@ def _mark(key: dict, submission: Submission, failure_level: int = logging.WARNIN
 
 def _flag_copying(result: ClassResult, keys: dict[str, dict]) -> None:
     """Flag a submission that earns more marks against another student's key than against its own."""
-    key_values = {student_id: _values(_key_answers(key)) for student_id, key in keys.items()}
+    # An inverted index from each key value to the students whose key has it. A value in
+    # many keys (such as 0, 1 or a shared corpus word) says nothing about copying, and
+    # leaving it out keeps the work linear in the class size.
+    holders: dict[str, set[str]] = {}
+    for student_id, key in keys.items():
+        for value in _values(_key_answers(key)):
+            holders.setdefault(value, set()).add(student_id)
+    common_limit = max(COPY_COMMON_MIN, len(keys) // COPY_COMMON_DIVISOR)
+
     for student in result.students:
         if student.status != "marked":
             continue
-        submitted = _values(student.submission.answer_file.answers)
-        overlaps = sorted(((len(submitted & values), other) for other, values in key_values.items()
-                           if other != student.id), reverse=True)
+        overlap_by_student: Counter[str] = Counter()
+        for value in _values(student.submission.answer_file.answers):
+            owners = holders.get(value)
+            if owners and len(owners) <= common_limit:
+                overlap_by_student.update(owners)
+        own_overlap = overlap_by_student.pop(student.id, 0)
         own = Fraction(student.report.total)
         best = None
-        for overlap, other in overlaps[:COPY_CANDIDATES]:
-            if overlap == 0:
+        for other, overlap in overlap_by_student.most_common(COPY_CANDIDATES):
+            # Only a submission closer to another student's key than to its own is marked again.
+            if overlap <= own_overlap:
                 break
             try:
                 total = Fraction(_mark(keys[other], student.submission, logging.DEBUG).total)
