@@ -103,7 +103,7 @@ def build_paper(spec: Spec, seed: int, code: str | None = None) -> Paper:
 
 
 def blank_answers_yaml(paper: Paper) -> str:
-    """Write the blank answer file: every part id with a comment on the expected form."""
+    """Write the blank answer file: every part id, with a comment giving the expected form."""
     lines = [
         f"# Answer file for {json.dumps(paper.title, ensure_ascii=False)}, paper {paper.code}.",
         "# Write each answer between the quotes, or replace the quotes with a YAML list.",

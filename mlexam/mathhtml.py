@@ -99,7 +99,12 @@ def _ordered_terms(expr: sympy.Add) -> list[sympy.Basic]:
         if term.is_number and not term.has(sympy.exp, sympy.E):
             return (0, 0, str(term))
         base = term.as_coeff_Mul()[1]
-        exponent = base.args[0] if isinstance(base, sympy.exp) else (sympy.Integer(1) if base is sympy.E else None)
+        if isinstance(base, sympy.exp):
+            exponent = base.args[0]
+        elif base is sympy.E:
+            exponent = sympy.Integer(1)
+        else:
+            exponent = None
         if exponent is not None and exponent.is_number:
             return (1, float(exponent), str(term))
         return (2, 0, str(term))
