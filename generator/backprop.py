@@ -69,7 +69,11 @@ class SoftmaxProblem:
     def from_dict(cls, data: dict) -> SoftmaxProblem:
         """Build a problem from JSON or a spec's `fixed` block, with target given as
         a 0-based index `target` or a one-hot list `t`."""
-        W = sympy.Matrix([[read_number(v, "W") for v in row] for row in data["W"]])
+        rows = data["W"]
+        if not isinstance(rows, list) or not rows or not all(isinstance(row, list) for row in rows) \
+                or any(len(row) != len(rows[0]) for row in rows):
+            raise ProblemError("W", rows, "a list of rows of equal length, e.g. [[1, 0], [2, -1]]")
+        W = sympy.Matrix([[read_number(v, "W") for v in row] for row in rows])
         if "t" in data:
             target = target_index(sympy.Matrix([read_number(v, "t") for v in data["t"]]))
         else:

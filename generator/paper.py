@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import mlexam
+from generator.errors import InputFileError, ProblemError
 from generator.question import Question
 from generator.registry import QUESTION_TYPES
 from generator.spec import Spec
@@ -89,16 +90,22 @@ def build_paper(spec: Spec, seed: int, code: str | None = None) -> Paper:
     question_specs = [q for section in spec.data["sections"] for q in section["questions"]]
     children = np.random.SeedSequence(seed).spawn(len(question_specs))
     sections = []
+    problems: list[str] = []
     number = 0
-    for section in spec.data["sections"]:
+    for section_index, section in enumerate(spec.data["sections"]):
         questions = []
-        for question_spec in section["questions"]:
+        for question_index, question_spec in enumerate(section["questions"]):
             rng = np.random.Generator(np.random.PCG64(children[number]))
             number += 1
             question_places = int(question_spec.get("decimal_places", places))
             build = QUESTION_TYPES[question_spec["type"]].build
-            questions.append(build(f"q{number}", question_spec, rng, question_places))
+            try:
+                questions.append(build(f"q{number}", question_spec, rng, question_places))
+            except ProblemError as error:
+                problems.append(f"sections.{section_index}.questions.{question_index} (question {number}): {error}")
         sections.append(Section(section.get("title", ""), section.get("instructions", ""), questions))
+    if problems:
+        raise InputFileError(spec.path, problems)
     return Paper(spec, seed, code or paper_code(spec, seed), sections)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from generator import bpe
-from generator.bpe import BPEConventions, Pair, Symbols
+from generator.bpe import UNKNOWN, BPEConventions, Pair, Symbols
 from marker import mistakes
 from marker.report import PartResult, Verdict
 
@@ -89,11 +89,15 @@ def read_tokens(raw: object, separators: str, where: str) -> list[str] | None:
         return tokens
     if not isinstance(raw, str):
         raise BPEAnswerError(f"{where}: found {raw!r}; expected {TOKENS_FORM}")
-    text = raw.strip()
-    if "[" not in separators and text.startswith("[") and text.endswith("]"):
+    # The token [UNK] is set aside first, so its brackets are never read as list brackets.
+    text = raw.strip().replace(UNKNOWN, _UNKNOWN_PLACEHOLDER)
+    if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     pattern = r"\s+" if not separators else r"[\s" + re.escape(separators) + r"]+"
-    return [token for token in re.split(pattern, text) if token]
+    return [token.replace(_UNKNOWN_PLACEHOLDER, UNKNOWN) for token in re.split(pattern, text) if token]
+
+
+_UNKNOWN_PLACEHOLDER = "\x00"
 
 
 def token_separators(alphabet: set[str]) -> str:

@@ -32,6 +32,8 @@ def mark(key_path: Path, answers_path: Path, as_json: bool, feedback_path: Path 
     """
     from marker.answers import load_answers, load_key
 
+    if feedback_path is not None:
+        _check_feedback_path(feedback_path, key_path, answers_path)
     try:
         key = load_key(key_path)
         answers = load_answers(answers_path, key)
@@ -97,6 +99,22 @@ def format_table(report: MarkReport) -> str:
 
 def _marks(marks, maximum) -> str:
     return f"{mark_text(marks)}/{mark_text(maximum)}"
+
+
+def _check_feedback_path(feedback_path: Path, key_path: Path, answers_path: Path) -> None:
+    """Exit with a message when writing the sheet would replace an input or a file that is not a PDF."""
+    target = feedback_path.resolve()
+    for label, source in (("answer file", answers_path), ("key", key_path)):
+        if source.exists() and target == source.resolve():
+            click.echo(f"error: --feedback {feedback_path} is the {label}; give the sheet its own name, "
+                       "e.g. feedback.pdf", err=True)
+            sys.exit(2)
+    if target.is_file():
+        with target.open("rb") as stream:
+            if stream.read(5) != b"%PDF-":
+                click.echo(f"error: --feedback {feedback_path} exists and is not a PDF, so it is kept; "
+                           "give the sheet another name, e.g. feedback.pdf", err=True)
+                sys.exit(2)
 
 
 def write_feedback(path: Path, key: dict, answers, report: MarkReport) -> Path:
