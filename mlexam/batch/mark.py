@@ -88,9 +88,15 @@ def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) ->
 
     # Match every readable submission to a student; list the others with their reason.
     matched: dict[str, list[Submission]] = {}
+    unreadable: dict[str, Submission] = {}
     for submission in collect_submissions(submissions_dir):
         if submission.problem:
-            result.problems.append(Problem(submission.name, "", submission.kind, submission.problem))
+            # An unreadable file is still tied to a student when its name matches, so the
+            # gradebook says "not marked" for that student instead of "missing".
+            named = _match_name(submission.name, manifest)
+            result.problems.append(Problem(submission.name, named or "", submission.kind, submission.problem))
+            if named:
+                unreadable.setdefault(named, submission)
             continue
         student_id, how = _match(submission, manifest)
         if student_id is None:
@@ -121,6 +127,12 @@ def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) ->
             continue
         student.status = "marked"
 
+    for student_id, submission in unreadable.items():
+        student = by_id[student_id]
+        if student.status == "missing" and student.submission is None:
+            student.status = "not marked"
+            student.submission = submission
+
     _flag_copying(result, keys)
     return result
 
@@ -146,17 +158,22 @@ def _match(submission: Submission, manifest: Manifest) -> tuple[str | None, str]
     carried = (submission.answer_file.student_id or "").strip()
     if carried:
         return (carried if carried in manifest.students else None), carried
+    return _match_name(submission.name, manifest), ""
+
+
+def _match_name(name: str, manifest: Manifest) -> str | None:
+    """Return the student whose id or safe name is the file's name or one of its folders."""
     by_name = {}
     for student_id, record in manifest.students.items():
         by_name[student_id] = student_id
         by_name[record["safe_name"]] = student_id
-    parts = Path(submission.name).parts
+    parts = Path(name).parts
     candidates = [Path(parts[-1]).stem, *reversed(parts[:-1])]
     for candidate in candidates:
         stem = candidate.removesuffix("-answers")
         if stem in by_name:
-            return by_name[stem], ""
-    return None, ""
+            return by_name[stem]
+    return None
 
 
 def _unknown_reason(submission: Submission, carried: str) -> str:
