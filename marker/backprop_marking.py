@@ -15,6 +15,8 @@ the student's own rounded decimals.
 
 from __future__ import annotations
 
+import re
+
 from fractions import Fraction
 
 import numpy as np
@@ -279,6 +281,8 @@ def mark_numeric_part(part: dict, state) -> PartResult:
     mistake = "transposed" if verdict == "transposed" else _find_mistake(state, name, student, tolerance)
     _record(state, name, student, shape, right=False, readable=verdict not in ("shape", "transposed"))
     feedback = _wrong_feedback(part, verdict, student, shape, mistake)
+    if verdict not in ("shape", "transposed"):
+        feedback += _detail_hint(part, raw, student, tolerance)
     working = _carried_working(state, name, carried) if carried is not None else {}
     return PartResult(part["id"], Verdict.WRONG, Fraction(0), maximum, expected, feedback, mistake, working)
 
@@ -386,6 +390,33 @@ def _wrong_feedback(part: dict, verdict: str, student, shape, mistake: str | Non
     if mistake:
         text += f" This matches {mistakes.describe(mistake)}."
     return text
+
+
+_DECIMAL_PLACES = re.compile(r"\d\.(\d+)")
+
+
+def _detail_hint(part: dict, raw: object, student, tolerance) -> str:
+    """Say which entries are off, and whether they are the key's values rounded to fewer places."""
+    if part.get("decimal") is None:
+        return ""
+    key = np.array(_float_nested(part["decimal"]))
+    student = np.asarray(student, dtype=float)
+    if key.shape != student.shape:
+        return ""
+    off = np.abs(student - key) > np.asarray(tolerance) + FLOAT_SLACK
+    hint = ""
+    if student.ndim > 0 and 0 < off.sum() < key.size:
+        positions = ", ".join("(" + ", ".join(str(i + 1) for i in index) + ")" for index in np.argwhere(off))
+        hint += f" Entries off: {positions}."
+    asked = [len(m) for m in _DECIMAL_PLACES.findall(str(part["decimal"]))]
+    given = [len(m) for m in _DECIMAL_PLACES.findall(str(raw))]
+    if asked and given and min(given) < max(asked):
+        places = min(given)
+        if np.all(np.abs(student[off] - np.round(key[off], places)) <= 10.0 ** -(places + 3)):
+            subject = "These are the key's values" if student.ndim else "This is the key's value"
+            hint += (f" {subject} rounded to {places} decimal place{'s' if places != 1 else ''}, "
+                     f"but the paper asks for {max(asked)}, which the tolerance is set for.")
+    return hint
 
 
 def _shown(value) -> str:
