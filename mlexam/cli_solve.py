@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import click
@@ -159,9 +160,14 @@ def solve_backprop(W_text, x_text, b_text, target_text, lr_text, places, as_json
         return
     for name, q in quantities.items():
         click.echo(f"{q.label} = {q.formula}")
-        click.echo(f"  exact:   {_flat(exact_text(q.value))}")
+        click.echo(f"  exact:   {_readable(_flat(exact_text(q.value)))}")
         click.echo(f"  decimal: {_flat(decimal_value(q.value, places))}")
     sys.stdout.flush()
+
+
+def _readable(text: str) -> str:
+    """Write sympy's E as e and ** as ^, the way papers write them; --json keeps sympy's strings."""
+    return re.sub(r"\bE\b", "e", text).replace("**", "^")
 
 
 def _flat(value) -> str:

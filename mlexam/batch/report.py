@@ -182,7 +182,9 @@ def parts_plot(stats: list[dict]) -> str | None:
         return None
     labels = [s["id"] for s in stats]
     positions = range(len(labels))
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 4.6), sharex=True)
+    # Many parts get upright labels in a smaller font, so neighbouring labels never overlap.
+    crowded = len(labels) > 12
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.2 if crowded else 4.6), sharex=True)
     top.bar(positions, [s["facility"] or 0 for s in stats], color="#55a868")
     top.set_ylim(0, 1)
     top.set_ylabel("Facility\n(mean mark / maximum)")
@@ -193,7 +195,11 @@ def parts_plot(stats: list[dict]) -> str | None:
     bottom.set_ylim(-1, 1)
     bottom.set_ylabel("Discrimination\n(part vs rest of paper, r)")
     bottom.set_xlabel("Part")
-    bottom.set_xticks(list(positions), labels, rotation=45, ha="right")
+    if crowded:
+        bottom.set_xticks(list(positions), labels, rotation=90, ha="center", fontsize=6)
+    else:
+        bottom.set_xticks(list(positions), labels, rotation=45, ha="right")
+    figure.tight_layout()
     return _png_data_url(figure)
 
 
