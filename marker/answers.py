@@ -190,7 +190,7 @@ def _is_shallow(text: str) -> bool:
     """Return whether the text cannot nest more than MAX_NESTING levels, by a conservative count.
 
     Flow brackets count even inside quotes, and every leading space counts as a level, so a
-    file that passes is certainly shallow; one that does not is read by the checking loader.
+    file that passes is certainly shallow. A file that fails goes to the checking loader.
     """
     depth = deepest = 0
     for character in text:

@@ -92,7 +92,7 @@ def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) ->
     for submission in collect_submissions(submissions_dir):
         if submission.problem:
             # An unreadable file is still tied to a student when its name matches, so the
-            # gradebook says "not marked" for that student instead of "missing".
+            # gradebook shows "not marked" for that student instead of "missing".
             named = _match_name(submission.name, manifest)
             result.problems.append(Problem(submission.name, named or "", submission.kind, submission.problem))
             if named:
