@@ -28,17 +28,17 @@ def to_decimal(expr: sympy.Basic, places: int) -> Decimal:
 def _evaluate(expr: sympy.Basic, digits_after_point: int) -> Decimal:
     """Evaluate a real expression to about digits_after_point digits after the point."""
     with mpmath.workdps(30):
-        estimate = _to_mpmath(expr)
+        estimate = to_mpmath(expr)
     if estimate == 0:
         return Decimal(0)
     integer_digits = 0 if abs(estimate) < 1 else int(mpmath.floor(mpmath.log10(abs(estimate)))) + 1
     digits = max(15, digits_after_point + integer_digits + 10)
     with mpmath.workdps(digits):
-        value = _to_mpmath(expr)
+        value = to_mpmath(expr)
         return Decimal(mpmath.nstr(value, digits, strip_zeros=False, min_fixed=-mpmath.inf, max_fixed=mpmath.inf))
 
 
-def _to_mpmath(expr: sympy.Basic):
+def to_mpmath(expr: sympy.Basic):
     """Evaluate the nodes a key uses (numbers, e, exp, log, sums, products, powers) with mpmath.
 
     This is much faster than sympy's evalf on the same tree; any other node falls back to evalf.
@@ -50,15 +50,15 @@ def _to_mpmath(expr: sympy.Basic):
     if expr is sympy.E:
         return mpmath.e
     if isinstance(expr, sympy.exp):
-        return mpmath.exp(_to_mpmath(expr.args[0]))
+        return mpmath.exp(to_mpmath(expr.args[0]))
     if isinstance(expr, sympy.log) and len(expr.args) == 1:
-        return mpmath.log(_to_mpmath(expr.args[0]))
+        return mpmath.log(to_mpmath(expr.args[0]))
     if expr.is_Add:
-        return mpmath.fsum(_to_mpmath(term) for term in expr.args)
+        return mpmath.fsum(to_mpmath(term) for term in expr.args)
     if expr.is_Mul:
-        return mpmath.fprod(_to_mpmath(factor) for factor in expr.args)
+        return mpmath.fprod(to_mpmath(factor) for factor in expr.args)
     if expr.is_Pow:
-        return mpmath.power(_to_mpmath(expr.args[0]), _to_mpmath(expr.args[1]))
+        return mpmath.power(to_mpmath(expr.args[0]), to_mpmath(expr.args[1]))
     value = sympy.N(expr, mpmath.mp.dps)
     if not value.is_real:
         raise ValueError(f"{expr} is not a real number")

@@ -18,9 +18,11 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from functools import lru_cache
 
-import sympy
+import mpmath
 
+from generator.exact import to_mpmath
 from marker.mathread import read_scalar
 from marker.numeric import COMPARE_DIGITS, IDENTITY_DIGITS
 
@@ -29,6 +31,8 @@ _PLAIN = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")
 # Entries longer than this go to the full reader, which checks its own size caps.
 MAX_FAST_CHARS = 40
 KEY_DIGITS = COMPARE_DIGITS
+# Distinct key strings kept read; a class of 1,000 has a few tens of thousands.
+KEY_VALUE_CACHE_SIZE = 50_000
 _NOISE = Fraction(1, 10 ** IDENTITY_DIGITS)
 
 
@@ -149,15 +153,29 @@ def _at(layout: object, i: int, j: int | None) -> object:
 
 
 def _key_entry(text: object, tolerance: object, decimal: object) -> KeyEntry:
-    value = read_scalar(str(text).replace("**", "^"))[0]
+    rational, approximation = _key_value(str(text))
     bound = None if tolerance is None else Fraction(Decimal(str(tolerance).strip()))
     bound_float = float(bound) if bound is not None else -1.0
     key_decimal = None if decimal is None else Decimal(str(decimal).strip())
+    if rational is not None:
+        return KeyEntry(rational, rational, bound, _terminating(rational), float(rational), bound_float, key_decimal)
+    return KeyEntry(None, approximation, bound, None, float(approximation), bound_float, key_decimal)
+
+
+@lru_cache(maxsize=KEY_VALUE_CACHE_SIZE)
+def _key_value(text: str) -> tuple[Fraction | None, Fraction]:
+    """Return (the exact rational or None, a KEY_DIGITS approximation) of one key string.
+
+    The same strings recur across the keys of a class (1/(1 + E), log(2), small
+    integers), so they are read once per process.
+    """
+    value = read_scalar(text.replace("**", "^"))[0]
     if value.is_Rational:
         rational = Fraction(int(value.p), int(value.q))
-        return KeyEntry(rational, rational, bound, _terminating(rational), float(rational), bound_float, key_decimal)
-    approximation = Fraction(Decimal(str(sympy.N(value, KEY_DIGITS))))
-    return KeyEntry(None, approximation, bound, None, float(approximation), bound_float, key_decimal)
+        return rational, rational
+    with mpmath.workdps(KEY_DIGITS + 10):
+        approximation = mpmath.nstr(to_mpmath(value), KEY_DIGITS, min_fixed=-mpmath.inf, max_fixed=mpmath.inf)
+    return None, Fraction(Decimal(approximation))
 
 
 def _terminating(value: Fraction) -> Decimal | None:
