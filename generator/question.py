@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# A random variant is drawn again when it fails its checks; this many failures in a
-# row means the settings cannot be met, which is reported instead of looping forever.
+# A random variant that fails its checks is drawn again. After this many failures in a
+# row the settings are reported as impossible to meet, so generation never loops forever.
 MAX_DRAWS = 500
 
 @dataclass

@@ -18,7 +18,7 @@ MARK_PLACES = 2
 
 
 class Verdict(StrEnum):
-    """How a part was judged."""
+    """The judgement of one part."""
 
     CORRECT = "correct"
     CORRECT_CARRIED = "correct_carried"  # right when worked from the student's own earlier wrong value

@@ -214,7 +214,7 @@ def _mark(key: dict, submission: Submission, failure_level: int = logging.WARNIN
 def _flag_copying(result: ClassResult, keys: dict[str, dict]) -> None:
     """Flag a submission that earns more marks against another student's key than against its own."""
     # An inverted index from each key value to the students whose key has it. A value in
-    # many keys (such as 0, 1 or a shared corpus word) says nothing about copying, and
+    # many keys (such as 0, 1 or a shared corpus word) is no evidence of copying, and
     # leaving it out keeps the work linear in the class size.
     holders: dict[str, set[str]] = {}
     for student_id, key in keys.items():

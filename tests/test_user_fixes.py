@@ -1,0 +1,137 @@
+"""Cases a first-time user hit: each asserts the message or result that mlexam now gives."""
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from generator.paper import build_paper, write_paper
+from generator.spec import load_spec
+from marker.bpe_marking import read_tokens, token_separators
+from marker.core import mark_submission
+from mlexam.cli import main
+
+HEADER = "format: mlexam-spec\nformat_version: 1\ntitle: Fixes\nsections:\n  - title: A\n    questions:\n"
+SOFTMAX_EXAMPLE = "fixed: {W: [[1, 0], [2, -1]], x: [1, 2], b: [0, 0], t: [1, 0]}"
+
+
+def write_spec(tmp_path, questions: str):
+    path = tmp_path / "spec.yaml"
+    path.write_text(HEADER + questions, encoding="utf-8")
+    return path
+
+
+def test_unknown_token_reads_whole():
+    separators = token_separators(set("kinder"))
+
+    assert read_tokens("[UNK] in d e r </w>", separators, "q1") == ["[UNK]", "in", "d", "e", "r", "</w>"]
+    assert read_tokens("low+[UNK]+</w>", separators, "q1") == ["low", "[UNK]", "</w>"]
+    assert read_tokens("[low, ish, </w>]", separators, "q1") == ["low", "ish", "</w>"]
+
+
+def test_ragged_fixed_matrix_reports_each(tmp_path):
+    spec = write_spec(tmp_path, "      - type: backprop_softmax\n"
+                                "        fixed: {W: [[1, 0], [2]], x: [1, 2], b: [0, 0], t: [1, 0]}\n"
+                                "      - type: backprop_softmax\n"
+                                "        fixed: {W: [[1, 0], [2, 1]], x: [1, 2], b: [0, 0], t: [1, 1]}\n")
+
+    result = CliRunner().invoke(main, ["generate", "--spec", str(spec), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "sections.0.questions.0 (question 1): invalid W" in result.output
+    assert "sections.0.questions.1 (question 2): invalid t" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_feedback_never_replaces_inputs(tmp_path):
+    spec = write_spec(tmp_path, f"      - type: backprop_softmax\n        {SOFTMAX_EXAMPLE}\n")
+    paths = write_paper(build_paper(load_spec(spec), 1), tmp_path / "out")
+    answers_before = paths["answers"].read_bytes()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes", encoding="utf-8")
+    runner = CliRunner()
+
+    same = runner.invoke(main, ["mark", str(paths["key"]), str(paths["answers"]), "--feedback", str(paths["answers"])])
+    other = runner.invoke(main, ["mark", str(paths["key"]), str(paths["answers"]), "--feedback", str(notes)])
+
+    assert same.exit_code == 2
+    assert "is the answer file" in same.output
+    assert paths["answers"].read_bytes() == answers_before
+    assert other.exit_code == 2
+    assert "exists and is not a PDF, so it is kept" in other.output
+    assert notes.read_text(encoding="utf-8") == "my notes"
+
+
+def test_rounded_too_early_named(tmp_path):
+    spec = write_spec(tmp_path, f"      - type: backprop_softmax\n        {SOFTMAX_EXAMPLE}\n")
+    key = build_paper(load_spec(spec), 1).key_dict()
+
+    report = mark_submission(key, {"q1": {"y": "[1/(1+e^(-1)), 0.27]", "delta": "[-0.27, 0.27]"}})
+    feedback = {part.id: part.feedback for part in report.parts}
+
+    assert "Entries off: (2)." in feedback["q1.y"]
+    assert "rounded to 2 decimal places, but the paper asks for 3" in feedback["q1.y"]
+    assert "These are the key's values rounded to 2 decimal places" in feedback["q1.delta"]
+
+
+def test_wrong_shape_gets_verdict(tmp_path):
+    spec = write_spec(tmp_path, "      - type: backprop_softmax\n"
+                                "        fixed: {W: [[1, 0], [2, -1], [0, 1]], x: [1, 2], b: [0, 0, 0], t: [1, 0, 0]}\n")
+    key = build_paper(load_spec(spec), 1).key_dict()
+
+    report = mark_submission(key, {"q1": {"dL_dW": "[[1, 2, 3], [4, 5, 6]]", "W_new": "[[1, 2, 3], [4, 5, 6]]"}})
+    verdicts = {part.id: (str(part.verdict), part.feedback) for part in report.parts}
+
+    assert verdicts["q1.dL_dW"][0] == "wrong"
+    assert "Wrong shape: expected 3 x 2, found 2 x 3" in verdicts["q1.dL_dW"][1]
+    assert verdicts["q1.W_new"][0] == "wrong"
+
+
+def test_train_paper_lists_encode_words(tmp_path):
+    import pypdf
+
+    spec = write_spec(tmp_path, "      - type: bpe_train\n"
+                                "        fixed: {corpus: \"low lower lowest newest\", merges: 4, encode: [lowly]}\n")
+    paths = write_paper(build_paper(load_spec(spec), 1), tmp_path / "out")
+
+    paper_text = "".join(page.extract_text() for page in pypdf.PdfReader(paths["paper"]).pages)
+    key_text = "".join(page.extract_text() for page in pypdf.PdfReader(paths["key_pdf"]).pages)
+    blank = yaml.safe_load(paths["answers"].read_text(encoding="utf-8"))
+    key = json.loads(paths["key"].read_text(encoding="utf-8"))
+
+    assert "encode these new words with your merges: lowly" in paper_text
+    assert "low l y </w>" not in paper_text
+    assert "lowly" in key_text
+    assert list(blank["answers"]["q1"]["encodings"]) == ["lowly"]
+    assert key["questions"][0]["parts"][2]["expected"] == {"lowly": "low l y </w>"}
+
+
+def test_empty_submission_not_marked(tmp_path):
+    import csv
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student id,name\ns1,Ann\ns2,Bob\n", encoding="utf-8")
+    spec = write_spec(tmp_path, "      - type: backprop_softmax\n        classes: 2\n        inputs: 2\n"
+                                "        parts: [delta]\n")
+    runner = CliRunner()
+    generated = runner.invoke(main, ["batch", "generate", str(roster), "--spec", str(spec), "--out",
+                                     str(tmp_path / "exam"), "--secret", str(tmp_path / "s.secret"),
+                                     "--workers", "1"])
+    assert generated.exit_code == 0, generated.output
+    submissions = tmp_path / "subs"
+    submissions.mkdir()
+    (submissions / "s1-answers.yaml").write_bytes((tmp_path / "exam/students/s1/s1-answers.yaml").read_bytes())
+    (submissions / "s2.yaml").write_bytes(b"")
+
+    marked = runner.invoke(main, ["batch", "mark", str(tmp_path / "exam"), str(submissions), "--out",
+                                  str(tmp_path / "results"), "--no-feedback"])
+
+    assert marked.exit_code == 0, marked.output
+    with (tmp_path / "results/gradebook.csv").open(encoding="utf-8") as stream:
+        rows = {row["student id"]: row for row in csv.DictReader(stream)}
+    assert rows["s1"]["Status"] == "marked"
+    assert rows["s2"]["Status"] == "not marked"
+    assert rows["s2"]["Submission"] == "s2.yaml"
+    problems = (tmp_path / "results/problems.csv").read_text(encoding="utf-8")
+    assert "s2.yaml,s2,unreadable,empty file (0 bytes)" in problems
