@@ -146,9 +146,13 @@ def _holds_other_text(path: Path, text: str) -> bool:
         return False
 
 
-def write_paper(paper: Paper, out_dir: Path, stem: str | None = None) -> dict[str, Path]:
-    """Write the paper PDF, key PDF, key JSON and blank answer file; return their paths."""
-    from mlexam.render import render_pdf
+def write_paper(paper: Paper, out_dir: Path, stem: str | None = None, pdf_worker=None) -> dict[str, Path]:
+    """Write the paper PDF, key PDF, key JSON and blank answer file; return their paths.
+
+    With a `mlexam.pdfworker.PdfWorker`, the key PDF is laid out in the worker's process
+    while this one lays out the paper.
+    """
+    from mlexam.render import render_html, render_pdf
 
     out_dir = Path(out_dir)
     stem = stem or f"{paper.spec.name}-{paper.seed}"
@@ -165,6 +169,11 @@ def write_paper(paper: Paper, out_dir: Path, stem: str | None = None) -> dict[st
         paths["kept_answers"] = paths["answers"]
         paths["answers"] = out_dir / f"{stem}-answers.blank.yaml"
     write_text_atomic(paths["answers"], blank)
+    if pdf_worker is None:
+        render_pdf("paper.html.j2", paths["paper"], paper=paper, show_key=False)
+        render_pdf("key.html.j2", paths["key_pdf"], paper=paper, show_key=True)
+        return paths
+    pdf_worker.submit(render_html("key.html.j2", paper=paper, show_key=True), paths["key_pdf"])
     render_pdf("paper.html.j2", paths["paper"], paper=paper, show_key=False)
-    render_pdf("key.html.j2", paths["key_pdf"], paper=paper, show_key=True)
+    pdf_worker.wait()
     return paths

@@ -45,12 +45,16 @@ def main(verbose: int, quiet: bool) -> None:
 @report_errors
 def generate(spec_path: Path | None, seed: int, out_dir: Path) -> None:
     """Write a question paper, its answer key (PDF and JSON) and a blank answer file."""
-    from generator.paper import build_paper, write_paper
-    from generator.spec import bundled_spec_path, load_spec
+    from mlexam.pdfworker import PdfWorker
 
-    spec = load_spec(spec_path or bundled_spec_path())
-    paper = build_paper(spec, seed)
-    paths = write_paper(paper, out_dir)
+    # Started first, so that it loads WeasyPrint while this process imports sympy and builds the paper.
+    with PdfWorker() as pdf_worker:
+        from generator.paper import build_paper, write_paper
+        from generator.spec import bundled_spec_path, load_spec
+
+        spec = load_spec(spec_path or bundled_spec_path())
+        paper = build_paper(spec, seed)
+        paths = write_paper(paper, out_dir, pdf_worker=pdf_worker)
     count = len(paper.questions)
     click.echo(f"Paper {paper.code}: {count} question{'s' if count != 1 else ''}, "
                f"{paper.total_marks} mark{'s' if paper.total_marks != 1 else ''} (seed {seed}).")

@@ -46,13 +46,24 @@ def sequence_html(items: list) -> Markup:
 
 
 def _matrix(matrix: sympy.MatrixBase) -> Markup:
-    rows = []
-    for i in range(matrix.rows):
-        cells = "".join(f"<td>{_expr(matrix[i, j])}</td>" for j in range(matrix.cols))
-        if i == 0:
-            cells = f'<td class="lb" rowspan="{matrix.rows}"></td>{cells}<td class="rb" rowspan="{matrix.rows}"></td>'
-        rows.append(f"<tr>{cells}</tr>")
-    return Markup(f'<table class="matrix">{"".join(rows)}</table>')
+    return _matrix_table([[_expr(matrix[i, j]) for j in range(matrix.cols)] for i in range(matrix.rows)])
+
+
+def _matrix_table(rows: list[list[Markup]]) -> Markup:
+    """Lay out a matrix whose box's own side borders draw the brackets.
+
+    A matrix of plain numbers is preformatted text, one element per column and one line
+    per row, which WeasyPrint lays out faster than a table. Cells with fractions or
+    exponents need a table.
+    """
+    if all("<" not in cell for row in rows for cell in row):
+        columns = ["\n".join(row[j] for row in rows) for j in range(len(rows[0]))]
+        if len(columns) == 1:
+            return Markup(f'<span class="matrix plain">{columns[0]}</span>')
+        body = "".join(f'<span class="col">{column}</span>' for column in columns)
+        return Markup(f'<span class="matrix plain">{body}</span>')
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return Markup(f'<table class="matrix">{body}</table>')
 
 
 def _expr(expr: sympy.Basic) -> Markup:
@@ -65,11 +76,11 @@ def _expr(expr: sympy.Basic) -> Markup:
     if expr.is_Float:
         return escape(str(expr))
     if expr is sympy.E:
-        return Markup('<i>e</i>')
+        return Markup("e")
     if expr.is_Symbol:
         return Markup("<i>{}</i>").format(expr.name)
     if isinstance(expr, sympy.exp):
-        return Markup('<i>e</i><sup>') + _expr(expr.args[0]) + Markup("</sup>")
+        return Markup("e<sup>") + _expr(expr.args[0]) + Markup("</sup>")
     if isinstance(expr, sympy.log):
         return Markup("log(") + _expr(expr.args[0]) + Markup(")")
     if expr.is_Add:
@@ -133,8 +144,8 @@ def _power(expr: sympy.Pow) -> Markup:
 
 
 def _fraction(numerator: Markup, denominator: Markup) -> Markup:
-    return Markup('<span class="frac"><span class="num">{}</span><span class="den">{}</span></span>').format(
-        numerator, denominator)
+    # The denominator needs no element of its own: after the block numerator it forms an anonymous block.
+    return Markup('<span class="frac"><span class="num">{}</span>{}</span>').format(numerator, denominator)
 
 
 def _wrap_if(expr: sympy.Basic, needs_brackets) -> Markup:
@@ -146,11 +157,28 @@ def decimals_html(value: object) -> Markup:
     """Typeset decimal strings laid out as a scalar, a column vector (list) or a matrix (list of rows)."""
     if isinstance(value, list):
         rows = value if value and isinstance(value[0], list) else [[v] for v in value]
-        cells = []
-        for i, row in enumerate(rows):
-            body = "".join(f"<td>{escape(str(v).replace('-', MINUS))}</td>" for v in row)
-            if i == 0:
-                body = f'<td class="lb" rowspan="{len(rows)}"></td>{body}<td class="rb" rowspan="{len(rows)}"></td>'
-            cells.append(f"<tr>{body}</tr>")
-        return Markup(f'<table class="matrix">{"".join(cells)}</table>')
+        return _matrix_table([[escape(str(v).replace("-", MINUS)) for v in row] for row in rows])
     return escape(str(value).replace("-", MINUS))
+
+
+# Characters of monospace text that fit on a line of the page body, with room to spare.
+COUNTS_LINE_CHARS = 84
+
+
+def pair_counts_html(pair_counts: list, max_count: int) -> Markup:
+    """Typeset BPE pair counts as monospace columns in one preformatted block, the maximum counts in bold.
+
+    Each entry reads `a b: n`. A grid of one element per entry lays out several times slower.
+    """
+    entries = [(f"{left} {right}: {count}", count == max_count) for (left, right), count in pair_counts]
+    width = max((len(text) for text, _ in entries), default=0) + 3
+    per_line = max(1, min(4, COUNTS_LINE_CHARS // width))
+    lines = []
+    for start in range(0, len(entries), per_line):
+        cells = []
+        for text, is_max in entries[start:start + per_line]:
+            shown = Markup("<b>{}</b>").format(text) if is_max else escape(text)
+            cells.append(shown + " " * (width - len(text)))
+        lines.append(Markup("").join(cells).rstrip())
+    return Markup('<div class="counts">') + Markup("\n").join(lines) + Markup("</div>")
+

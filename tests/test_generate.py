@@ -72,8 +72,11 @@ def unsigned_decimals(value) -> list[str]:
 
 
 def contains_tokens(text: str, tokens: str) -> bool:
-    """Whether text has the space-separated tokens as a whole run, not inside longer tokens."""
-    return re.search(r"(?<!\S)" + re.escape(tokens) + r"(?!\S)", text) is not None
+    """Whether text has the space-separated tokens as a whole run, not inside longer tokens.
+
+    A run may end at the punctuation that follows it in a sentence.
+    """
+    return re.search(r"(?<!\S)" + re.escape(tokens) + r"(?=[\s;,.]|$)", text) is not None
 
 
 def starting_segmentation(word: str, conventions: dict) -> str:

@@ -75,7 +75,8 @@ def found_secrets(text: str, secrets: list[str]) -> list[str]:
         elif is_expression(secret):
             hit = re.sub(r"\s+", "", secret).replace("E", "e").lower() in squeezed
         else:
-            hit = re.search(rf"(?<!\S){re.escape(secret)}(?!\S)", text)
+            # A token run may end at the punctuation that follows it in a sentence.
+            hit = re.search(rf"(?<!\S){re.escape(secret)}(?=[\s;,.]|$)", text)
         if hit:
             found.append(secret)
     return found

@@ -1,0 +1,91 @@
+"""The compact HTML forms that keep WeasyPrint fast, and the second PDF process of `generate`."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import sympy
+
+from generator.errors import MlexamError
+from mlexam.mathhtml import decimals_html, math_html, pair_counts_html
+from mlexam.pdfworker import PdfWorker
+from mlexam.render import environment
+
+
+def pdf_text(path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def test_pair_counts_columns_bold_maximum():
+    counts = [(("l", "o"), 2), (("o", "w"), 2), (("w", "</w>"), 1), (("w", "i"), 1), (("i", "s"), 1)]
+    html = str(pair_counts_html(counts, 2))
+    # The widest entry, "w </w>: 1", has 9 characters, so every column is 12 wide, 4 to a line.
+    assert html == ('<div class="counts"><b>l o: 2</b>      <b>o w: 2</b>      w &lt;/w&gt;: 1   w i: 1\n'
+                    'i s: 1</div>')
+
+
+def test_pair_counts_long_symbols_fewer_columns():
+    long_pair = (("abcdefghijklmnopqrstu", "vwxyzabcdefghijklmno"), 3)
+    html = str(pair_counts_html([long_pair, (("a", "b"), 1), (("c", "d"), 1)], 3))
+    lines = html.removeprefix('<div class="counts">').removesuffix("</div>").split("\n")
+    # Entries are 48 characters wide with the gap, so only one fits in 84.
+    assert len(lines) == 3
+    assert lines[1] == "a b: 1"
+
+
+def test_plain_matrix_one_element_per_column():
+    html = str(math_html(sympy.Matrix([[1, 0], [2, -1]])))
+    assert html == '<span class="matrix plain"><span class="col">1\n2</span><span class="col">0\n\u22121</span></span>'
+
+
+def test_decimal_vector_single_element():
+    assert str(decimals_html(["0.731", "-0.269"])) == '<span class="matrix plain">0.731\n\u22120.269</span>'
+
+
+def test_matrix_with_fractions_is_table():
+    html = str(math_html(sympy.Matrix([[sympy.Rational(1, 3)], [2]])))
+    assert html == ('<table class="matrix"><tr><td><span class="frac"><span class="num">1</span>3</span></td></tr>'
+                    "<tr><td>2</td></tr></table>")
+
+
+def test_token_sequence_one_escaped_element():
+    tokens = environment().filters["tokens"]
+    assert str(tokens("lo w  </w>")) == '<code class="toks">lo w &lt;/w&gt;</code>'
+
+
+def test_worker_writes_submitted_pdf(tmp_path):
+    target = tmp_path / "doc.pdf"
+    with PdfWorker() as worker:
+        worker.submit('<p>Worked solution for question seven</p>', target)
+        worker.wait()
+    assert target.read_bytes().startswith(b"%PDF-")
+    assert "Worked solution for question seven" in pdf_text(target)
+
+
+def test_worker_write_failure_names_file(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    target = blocker / "key.pdf"
+    with PdfWorker() as worker:
+        worker.submit("<p>key</p>", target)
+        with pytest.raises(MlexamError, match=r"not-a-folder/key\.pdf: could not write the PDF"):
+            worker.wait()
+    assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_idle_worker_stops_on_close():
+    worker = PdfWorker()
+    process = worker._process
+    worker.close()
+    assert process is None or not process.is_alive()
+
+
+def test_without_fork_renders_in_process(tmp_path, monkeypatch):
+    monkeypatch.setattr("multiprocessing.get_all_start_methods", lambda: ["spawn"])
+    target = tmp_path / "doc.pdf"
+    with PdfWorker() as worker:
+        assert worker._process is None
+        worker.submit("<p>rendered here</p>", target)
+        worker.wait()
+    assert "rendered here" in pdf_text(target)
