@@ -91,9 +91,8 @@ def load_key(path: str | os.PathLike) -> dict:
     """Read the key JSON that `mlexam generate` writes, checking its format and version."""
     path = Path(path)
     text = read_text_capped(path, MAX_KEY_BYTES)
-    _check_json_nesting(path, text)
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = _json_loads_shallow(path, text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError) as error:
         if ANSWERS_FORMAT in text[:2000]:
             raise InputFileError(path, ["this is an answer file, not a key; give the key JSON "
@@ -212,8 +211,6 @@ class _TooDeep(Exception):
 def _parse(path: Path, text: str, duplicates: list[str]) -> object:
     """Parse YAML or JSON; append a note to `duplicates` for each key given twice (the last one is kept)."""
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
-        _check_json_nesting(path, text)
-
         def object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:
             seen = set()
             for name, _ in pairs:
@@ -223,8 +220,8 @@ def _parse(path: Path, text: str, duplicates: list[str]) -> object:
             return dict(pairs)
 
         try:
-            return json.loads(text, parse_float=str, parse_int=str, parse_constant=_reject_constant,
-                              object_pairs_hook=object_without_duplicates)
+            return _json_loads_shallow(path, text, parse_float=str, parse_int=str, parse_constant=_reject_constant,
+                                       object_pairs_hook=object_without_duplicates)
         except (json.JSONDecodeError, ValueError) as error:
             raise InputFileError(path, [f"invalid JSON: {error}"]) from None
     return _parse_yaml(path, text, duplicates)
@@ -246,8 +243,11 @@ def _parse_yaml(path: Path, text: str, duplicates: list[str]) -> object:
         root = loader.get_single_node()
         if root is None:
             return None
-        _check_expanded_size(path, root)
-        duplicates.extend(_duplicate_keys(root))
+        # Only an anchor (&) lets aliases share a node, so text without one is a tree of nodes
+        # that the duplicate-key walk counts, and the expanded-size walk is skipped.
+        if "&" in text:
+            _check_expanded_size(path, root)
+        duplicates.extend(_duplicate_keys(path, root))
         return loader.construct_document(root)
     except _TooDeep as error:
         raise InputFileError(path, [f"line {error.line}: nested more than {MAX_NESTING} levels deep"]) from None
@@ -287,22 +287,29 @@ def _check_expanded_size(path: Path, root: yaml.Node) -> None:
             stack.append((child, False))
 
 
-def _duplicate_keys(root: yaml.Node) -> list[str]:
+def _duplicate_keys(path: Path, root: yaml.Node) -> list[str]:
+    """Return a note for each mapping key given twice. Raise InputFileError past MAX_NODES distinct nodes."""
     notes, seen_nodes, stack = [], set(), [root]
     while stack:
         node = stack.pop()
         if id(node) in seen_nodes:
             continue
         seen_nodes.add(id(node))
+        if len(seen_nodes) > MAX_NODES:
+            raise InputFileError(path, [f"line {node.start_mark.line + 1}: more than {MAX_NODES:,} values "
+                                        "in one file; is this the right file?"])
         if isinstance(node, yaml.MappingNode):
             names = set()
-            for key_node, _ in node.value:
+            for key_node, value_node in node.value:
                 if isinstance(key_node, yaml.ScalarNode):
                     if key_node.value in names:
                         notes.append(f"line {key_node.start_mark.line + 1}: {key_node.value!r} is given twice "
                                      "in one mapping; the last value is used")
                     names.add(key_node.value)
-        stack.extend(_children(node))
+                stack.append(key_node)
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
     return notes
 
 
@@ -314,8 +321,48 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+def _json_loads_shallow(path: Path, text: str, **options) -> object:
+    """Parse JSON with json.loads, raising InputFileError when it nests more than MAX_NESTING levels.
+
+    CPython's C json parser recurses once per level, but it counts the levels against
+    the recursion limit and raises RecursionError (tested on 3.11 with 10 million levels),
+    so deep text cannot overflow the C stack. The parsed value is then checked level by
+    level. Only rejected text is scanned character by character, for the line number.
+    """
+    try:
+        data = json.loads(text, **options)
+    except RecursionError:
+        _check_json_nesting(path, text)
+        raise InputFileError(path, [f"nested more than {MAX_NESTING} levels deep"]) from None
+    except ValueError:
+        # A file that is both invalid and too deep is reported as too deep.
+        _check_json_nesting(path, text)
+        raise
+    if _nesting_exceeds(data, MAX_NESTING):
+        _check_json_nesting(path, text)
+        raise InputFileError(path, [f"nested more than {MAX_NESTING} levels deep"])
+    return data
+
+
+def _nesting_exceeds(data: object, limit: int) -> bool:
+    """Return whether parsed JSON has more than `limit` levels of objects and arrays."""
+    level = [data] if isinstance(data, (dict, list)) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper = []
+        for container in level:
+            for value in (container.values() if isinstance(container, dict) else container):
+                if isinstance(value, (dict, list)):
+                    deeper.append(value)
+        level = deeper
+    return False
+
+
 def _check_json_nesting(path: Path, text: str) -> None:
-    """Reject JSON nested deeper than MAX_NESTING before the recursive json parser reads it."""
+    """Raise InputFileError naming the line where the JSON text first nests deeper than MAX_NESTING."""
     depth, in_string, escaped = 0, False, False
     for index, char in enumerate(text):
         if in_string:

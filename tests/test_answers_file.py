@@ -242,3 +242,54 @@ def test_control_character_rejected(tmp_path):
     data = ANSWERS_YAML.replace("P-TEST", "P-\x07TEST").encode()
     with pytest.raises(InputFileError, match=r"line 3: the control character '\\x07' is not allowed"):
         load_answers(write_bytes(tmp_path, "a.yaml", data))
+
+
+def nested_answers_json(levels: int) -> str:
+    """Return a JSON answer file whose objects and arrays nest `levels` deep in all."""
+    # The top object, "answers" and "q1" are three levels; the rest are arrays.
+    return ('{"format": "mlexam-answers", "format_version": 1,\n"answers": {"q1": {"x": '
+            + "[" * (levels - 3) + '"1"' + "]" * (levels - 3) + "}}}")
+
+
+def test_json_nesting_limit_exact(tmp_path):
+    answers = load_answers(write_bytes(tmp_path, "a.json", nested_answers_json(32).encode()))
+    value = answers.answers["q1"]["x"]
+    for _ in range(28):
+        value = value[0]
+    assert value == ["1"]
+    with pytest.raises(InputFileError, match="line 2: nested more than 32 levels deep"):
+        load_answers(write_bytes(tmp_path, "b.json", nested_answers_json(33).encode()))
+
+
+def test_json_brackets_in_strings_not_counted(tmp_path):
+    data = {"format": "mlexam-answers", "format_version": 1, "answers": {"q1": {"x": "[" * 100 + "{" * 100}}}
+    answers = load_answers(write_bytes(tmp_path, "a.json", json.dumps(data).encode()))
+    assert answers.answers["q1"]["x"] == "[" * 100 + "{" * 100
+
+
+def test_invalid_deep_json_reported_as_deep(tmp_path):
+    text = nested_answers_json(40).replace('"1"', '"1",,')
+    with pytest.raises(InputFileError, match="line 2: nested more than 32 levels deep"):
+        load_answers(write_bytes(tmp_path, "a.json", text.encode()))
+
+
+@pytest.mark.parametrize("levels", [40, 100_000])
+def test_deep_key_rejected_with_line(tmp_path, practice_files, levels):
+    """A key edited by hand to nest too deep names its line, both below and above the recursion limit."""
+    data = json.loads(practice_files["key"].read_text(encoding="utf-8"))
+    text = json.dumps(data, indent=1).replace('"questions": [', '"deep": ' + "[" * levels + "]" * levels
+                                               + ',\n "questions": [', 1)
+    line = text[:text.index('"deep"')].count("\n") + 1
+    with pytest.raises(InputFileError) as raised:
+        load_key(write_bytes(tmp_path, "k.json", text.encode()))
+    message = str(raised.value)
+    assert message.startswith(str(tmp_path / "k.json"))
+    assert f"line {line}: nested more than 32 levels deep" in message
+
+
+def test_many_values_without_aliases_rejected(tmp_path):
+    values = ", ".join(["1"] * 100_000)
+    text = f"format: mlexam-answers\nformat_version: 1\nanswers:\n  q1:\n    x: [{values}]\n"
+    with pytest.raises(InputFileError, match="line 5: more than 100,000 values in one file"):
+        load_answers(write_bytes(tmp_path, "a.yaml", text.encode()))
+

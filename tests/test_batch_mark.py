@@ -299,3 +299,73 @@ def test_missing_manifest_is_an_error(tmp_path):
     result = run_mark(tmp_path, tmp_path / "subs", tmp_path / "results")
     assert result.exit_code == 2
     assert "no manifest.json here" in result.stderr
+
+
+def test_class_statistics_match_exact_sums(batch, tmp_path):
+    import numpy as np
+
+    from mlexam.batch import report
+    from mlexam.batch.mark import mark_class
+
+    out, manifest, keys = batch
+    # Each student leaves out a different set of parts, so the marks vary from part to part.
+    folder = tmp_path / "varied"
+    folder.mkdir()
+    for number, record in enumerate(manifest["students"]):
+        answers = answers_from_key(keys[record["id"]])
+        names = [(question, part) for question in answers for part in answers[question]]
+        for index, (question, part) in enumerate(names):
+            if (number * 3 + index) % 4 == 0 or (number + index) % 5 == 0:
+                del answers[question][part]
+        (folder / f"{record['id']}.yaml").write_text(answer_text(record["id"], record["variant_code"], answers))
+
+    result = mark_class(out, folder, progress=False)
+    marked = [student for student in result.students if student.report]
+    assert len(marked) == len(STUDENTS)
+    for student in marked:
+        assert student.total == sum(part.marks for part in student.report.parts)
+
+    summary = report.score_summary(result)
+    totals = [float(sum(part.marks for part in student.report.parts)) for student in marked]
+    assert len(set(totals)) > 2
+    assert summary["n"] == len(STUDENTS)
+    assert summary["mean"] == pytest.approx(np.mean(totals), abs=1e-12)
+    assert summary["sd"] == pytest.approx(np.std(totals, ddof=1), abs=1e-12)
+    assert (summary["min"], summary["max"]) == (min(totals), max(totals))
+
+    stats = report.part_statistics(result)
+    assert [part["id"] for part in stats] == [part.id for part in marked[0].report.parts]
+    partial = 0
+    for index, part in enumerate(stats):
+        marks = np.array([float(student.report.parts[index].marks) for student in marked])
+        rest = np.array(totals) - marks
+        assert part["facility"] == pytest.approx(marks.mean() / part["maximum"], abs=1e-12)
+        if np.ptp(marks) == 0 or np.ptp(rest) == 0:
+            assert part["discrimination"] is None, part["id"]
+            continue
+        expected = np.corrcoef(marks, rest)[0, 1]
+        assert part["discrimination"] == pytest.approx(expected, abs=1e-9), part["id"]
+        if abs(expected) < 0.99:
+            partial += 1
+    assert partial >= 3
+
+
+def test_marking_leaves_no_objects_frozen(batch, submissions, tmp_path):
+    import gc
+
+    from mlexam.batch.mark import long_lived_objects_frozen, mark_class
+    from mlexam.batch.results import write_results
+
+    out, _, _ = batch
+    assert gc.get_freeze_count() == 0
+    result = mark_class(out, submissions, progress=False)
+    assert gc.get_freeze_count() == 0
+    write_results(tmp_path / "results", result, feedback=False)
+    assert gc.get_freeze_count() == 0
+
+    # An inner block leaves frozen what an outer block froze, and the outer block releases it.
+    with long_lived_objects_frozen():
+        with long_lived_objects_frozen():
+            pass
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

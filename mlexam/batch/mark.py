@@ -8,6 +8,8 @@ on the newest one, and every other file is listed as a problem.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import re
 from collections import Counter
@@ -35,7 +37,9 @@ COPY_CANDIDATES = 3
 # students is too common to count as evidence of copying.
 COPY_COMMON_MIN = 3
 COPY_COMMON_DIVISOR = 20
-NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+# A number in an answer or key value is a whole token between separators (space , ; [ ] ( )),
+# so "1.5.3" and "x2" contain no number.
+NUMBER_TOKEN = re.compile(r"(?<![^\s,;\[\]()])[+-]?(?:\d+\.?\d*|\.\d+)(?![^\s,;\[\]()])")
 
 
 @dataclass
@@ -54,6 +58,7 @@ class StudentResult:
     status: str = "missing"  # marked, missing, or not marked (with a problem row)
     submission: Submission | None = None
     report: object | None = None  # marker.report.MarkReport
+    total: Fraction | None = None  # report.total, stored once because MarkReport.total sums the parts on each access
 
     @property
     def id(self) -> str:
@@ -82,7 +87,32 @@ def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) ->
     manifest = load_manifest(batch_dir)
     if manifest is None:
         raise InputFileError(batch_dir, ["no manifest.json here; give the --out folder of `mlexam batch generate`"])
-    keys, problems = _load_keys(Path(batch_dir), manifest)
+    with long_lived_objects_frozen():
+        return _mark_class(Path(batch_dir), manifest, submissions_dir, progress)
+
+
+@contextlib.contextmanager
+def long_lived_objects_frozen():
+    """Freeze every object alive now (gc.freeze) for the block, so that garbage collections skip them.
+
+    The keys of 1,000 students of the bundled practice paper are about 400,000 lists and
+    dicts that live until the results are written, and each full collection of the cyclic
+    garbage collector would walk them all again. Reference counting still frees frozen
+    objects. At the end of the block gc.unfreeze returns them to the collector, unless
+    some objects were already frozen when the block began (by an outer block or by the
+    caller), because gc.unfreeze would release those too.
+    """
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
+def _mark_class(batch_dir: Path, manifest: Manifest, submissions_dir: Path, progress: bool) -> ClassResult:
+    keys, problems = _load_keys(batch_dir, manifest)
     result = ClassResult(manifest, [StudentResult(record) for record in manifest.students.values()], problems, keys)
     by_id = {student.id: student for student in result.students}
 
@@ -125,6 +155,7 @@ def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) ->
             student.status = "not marked"
             result.problems.append(Problem(newest.name, student_id, "unmarkable", " ".join(str(error).split())))
             continue
+        student.total = student.report.total
         student.status = "marked"
 
     for student_id, submission in unreadable.items():
@@ -150,6 +181,9 @@ def _load_keys(batch_dir: Path, manifest: Manifest) -> tuple[dict[str, dict], li
             keys[student_id] = load_key(path)
         except MlexamError as error:
             problems.append(Problem(entry["path"], student_id, "key", f"the key cannot be read: {error}"))
+        # The keys loaded so far live until the class is marked, so the collections that loading
+        # the next keys triggers need not walk them. mark_class unfreezes them at its end.
+        gc.freeze()
     return keys, problems
 
 
@@ -231,7 +265,7 @@ def _flag_copying(result: ClassResult, keys: dict[str, dict]) -> None:
             if owners and len(owners) <= common_limit:
                 overlap_by_student.update(owners)
         own_overlap = overlap_by_student.pop(student.id, 0)
-        own = Fraction(student.report.total)
+        own = student.total
         best = None
         for other, overlap in overlap_by_student.most_common(COPY_CANDIDATES):
             # Only a submission closer to another student's key than to its own is marked again.
@@ -273,9 +307,8 @@ def _values(answers: object) -> set[str]:
         elif item is not None:
             text = str(item)
             found.add(" ".join(text.split()))
-            for token in re.split(r"[\s,;\[\]()]+", text):
-                if NUMBER.match(token):
-                    found.add(f"{float(token):.2f}")
+            for number in NUMBER_TOKEN.findall(text):
+                found.add(f"{float(number):.2f}")
     found.discard("")
     found.discard("0.00")
     return found

@@ -57,7 +57,7 @@ def gradebook(result: ClassResult) -> tuple[list[str], list[dict[str, str]], str
         row[id_column] = student.id
         for question_id in questions:
             row[question_id] = mark_text(question_marks(student, question_id)) if student.report else ""
-        row[TOTAL_COLUMN] = mark_text(student.report.total) if student.report else ""
+        row[TOTAL_COLUMN] = mark_text(student.total) if student.report else ""
         row[STATUS_COLUMN] = student.status
         row[SUBMISSION_COLUMN] = student.submission.name if student.submission else ""
         rows.append(row)
@@ -109,10 +109,12 @@ def part_statistics(result: ClassResult) -> list[dict]:
     marked = [s for s in result.students if s.report]
     if not marked:
         return []
+    totals = [s.total for s in marked]
     stats = []
     for index, part in enumerate(marked[0].report.parts):
-        scores = [float(s.report.parts[index].marks) for s in marked]
-        rest = [float(s.report.total - s.report.parts[index].marks) for s in marked]
+        marks = [s.report.parts[index].marks for s in marked]
+        scores = [float(mark) for mark in marks]
+        rest = [float(total - mark) for total, mark in zip(totals, marks)]
         maximum = float(part.maximum)
         stats.append({
             "id": part.id, "maximum": maximum,
@@ -136,7 +138,7 @@ def mistake_counts(result: ClassResult) -> Counter:
 
 
 def score_summary(result: ClassResult) -> dict:
-    totals = [float(s.report.total) for s in result.students if s.report]
+    totals = [float(s.total) for s in result.students if s.report]
     if not totals:
         return {}
     return {"n": len(totals), "mean": statistics.fmean(totals), "median": statistics.median(totals),
@@ -157,7 +159,7 @@ def _png_data_url(figure) -> str:
 def histogram_plot(result: ClassResult) -> str | None:
     import matplotlib.pyplot as plt
 
-    totals = [float(s.report.total) for s in result.students if s.report]
+    totals = [float(s.total) for s in result.students if s.report]
     if not totals:
         return None
     maximum = float(result.manifest.total_marks or max(totals) or 1)

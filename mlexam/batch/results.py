@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.errors import MlexamError
-from mlexam.batch.mark import ClassResult, load_previous_gradebook, mark_changes
+from mlexam.batch.mark import ClassResult, load_previous_gradebook, long_lived_objects_frozen, mark_changes
 from mlexam.batch.report import TOTAL_COLUMN, csv_text, gradebook, render_class_report, write_problems
 from mlexam.fileio import write_text_atomic
 
@@ -57,7 +57,12 @@ def compare_with_previous(results_dir: Path, result: ClassResult) -> list[str] |
 
 def write_results(results_dir: Path, result: ClassResult, feedback: bool = True) -> WrittenResults:
     """Write every output file; the earlier gradebook is kept as gradebook.previous.csv."""
-    root = Path(results_dir)
+    # The marked class and its keys stay alive while the files are written.
+    with long_lived_objects_frozen():
+        return _write_results(Path(results_dir), result, feedback)
+
+
+def _write_results(root: Path, result: ClassResult, feedback: bool) -> WrittenResults:
     root.mkdir(parents=True, exist_ok=True)
     written = WrittenResults(compare_with_previous(root, result))
 
