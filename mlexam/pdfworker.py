@@ -26,7 +26,7 @@ class PdfWorker:
             return
         context = multiprocessing.get_context("fork")
         parent_end, child_end = context.Pipe()
-        process = context.Process(target=_serve, args=(child_end,), name="mlexam-pdf", daemon=True)
+        process = context.Process(target=_serve, args=(child_end, parent_end), name="mlexam-pdf", daemon=True)
         try:
             process.start()
         except OSError:
@@ -78,8 +78,13 @@ class PdfWorker:
         self.close()
 
 
-def _serve(connection) -> None:
-    """Load WeasyPrint, then render the one document the parent sends, if any."""
+def _serve(connection, parent_end) -> None:
+    """Load WeasyPrint, then render the one document the parent sends, if any.
+
+    The fork copied the parent's end of the pipe too. It is closed first, so that the
+    pipe reaches end-of-file, and this process exits, when the parent dies.
+    """
+    parent_end.close()
     try:
         from mlexam.fileio import write_bytes_atomic
         from mlexam.render import html_to_pdf, warm_up

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import sympy
@@ -89,3 +94,26 @@ def test_without_fork_renders_in_process(tmp_path, monkeypatch):
         worker.submit("<p>rendered here</p>", target)
         worker.wait()
     assert "rendered here" in pdf_text(target)
+
+
+def test_worker_exits_when_parent_killed():
+    script = ("import time; from mlexam.pdfworker import PdfWorker; worker = PdfWorker(); "
+              "print(worker._process.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running(worker_pid):
+        time.sleep(0.1)
+    assert not _running(worker_pid)
+
+
+def _running(pid: int) -> bool:
+    """Whether pid is a live process; a zombie waiting for its parent to reap it counts as ended."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
