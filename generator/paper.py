@@ -149,8 +149,8 @@ def _holds_other_text(path: Path, text: str) -> bool:
 def write_paper(paper: Paper, out_dir: Path, stem: str | None = None, pdf_worker=None) -> dict[str, Path]:
     """Write the paper PDF, key PDF, key JSON and blank answer file; return their paths.
 
-    With a `mlexam.pdfworker.PdfWorker`, the key PDF is laid out in the worker's process
-    while this one lays out the paper.
+    With a `mlexam.pdfworker.PdfWorker`, the key and paper PDFs are laid out in its
+    processes, at the same time.
     """
     from mlexam.render import render_html, render_pdf
 
@@ -174,6 +174,6 @@ def write_paper(paper: Paper, out_dir: Path, stem: str | None = None, pdf_worker
         render_pdf("key.html.j2", paths["key_pdf"], paper=paper, show_key=True)
         return paths
     pdf_worker.submit(render_html("key.html.j2", paper=paper, show_key=True), paths["key_pdf"])
-    render_pdf("paper.html.j2", paths["paper"], paper=paper, show_key=False)
+    pdf_worker.submit(render_html("paper.html.j2", paper=paper, show_key=False), paths["paper"])
     pdf_worker.wait()
     return paths

@@ -48,7 +48,7 @@ def generate(spec_path: Path | None, seed: int, out_dir: Path) -> None:
     from mlexam.pdfworker import PdfWorker
 
     # Started first, so that it loads WeasyPrint while this process imports sympy and builds the paper.
-    with PdfWorker() as pdf_worker:
+    with PdfWorker(documents=2) as pdf_worker:
         from generator.paper import build_paper, write_paper
         from generator.spec import bundled_spec_path, load_spec
 

@@ -1,70 +1,85 @@
-"""A second process that renders one PDF while the main process does other work.
+"""Worker processes that render PDFs while the main process does other work.
 
 `mlexam generate` starts the worker before it imports sympy, so the worker loads
-WeasyPrint while the main process builds the paper. The main process then hands
-over the key's HTML, renders the question paper itself, and waits. On two cores
-the two documents are laid out at the same time.
+WeasyPrint while the main process builds the paper. Once WeasyPrint is loaded, the
+worker forks one copy of itself per extra document, which costs no second import.
+The main process then hands over the HTML of the key and of the question paper, and
+on two cores the two documents are laid out at the same time.
 
-Where Python's multiprocessing offers no "fork" start method (on Windows), or the
-worker fails to start, `submit` renders in the calling process instead.
+Where Python's multiprocessing offers no "fork" start method (Windows has none), or
+the worker fails to start, `submit` renders in the calling process instead.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 from generator.errors import MlexamError
 
 
 class PdfWorker:
-    def __init__(self) -> None:
+    """Renderers for up to `documents` PDFs, each in its own process, one document each."""
+
+    def __init__(self, documents: int = 1) -> None:
         self._process = None
-        self._connection = None
-        self._pending: Path | None = None
+        self._connections: list = []
+        self._pending: list[tuple[object, Path]] = []
         if "fork" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("fork")
-        parent_end, child_end = context.Pipe()
-        process = context.Process(target=_serve, args=(child_end, parent_end), name="mlexam-pdf", daemon=True)
+        pipes = [context.Pipe() for _ in range(documents)]
+        process = context.Process(target=_serve, args=([child for _, child in pipes], [own for own, _ in pipes]),
+                                  name="mlexam-pdf", daemon=True)
         try:
             process.start()
         except OSError:
+            for own, child in pipes:
+                own.close()
+                child.close()
             return
-        child_end.close()
-        self._process, self._connection = process, parent_end
+        for _, child in pipes:
+            child.close()
+        self._process = process
+        self._connections = [own for own, _ in pipes]
 
     def submit(self, html: str, path: Path) -> None:
-        """Render html to a PDF at path, in the worker when there is one."""
-        if self._process is None:
+        """Render html to a PDF at path: in a free renderer if there is one, else in this process."""
+        if self._process is None or len(self._pending) == len(self._connections):
             from mlexam.fileio import write_bytes_atomic
             from mlexam.render import html_to_pdf
 
             write_bytes_atomic(path, html_to_pdf(html))
             return
-        self._connection.send((html, str(path)))
-        self._pending = Path(path)
+        connection = self._connections[len(self._pending)]
+        connection.send((html, str(path)))
+        self._pending.append((connection, Path(path)))
 
     def wait(self) -> None:
-        """Wait for the submitted PDF; raise if the worker could not write it."""
-        if self._process is None or self._pending is None:
-            return
-        path, self._pending = self._pending, None
-        try:
-            error = self._connection.recv()
-        except EOFError:
-            error = f"the PDF process stopped with exit code {self._process.exitcode}"
-        if error is not None:
-            raise MlexamError(f"{path}: could not write the PDF: {error}")
+        """Wait for every submitted PDF; raise one error that names each PDF a renderer could not write."""
+        pending, self._pending = self._pending, []
+        errors = []
+        for connection, path in pending:
+            try:
+                error = connection.recv()
+            except EOFError:
+                error = "the PDF process stopped before writing it"
+            if error is not None:
+                errors.append(f"{path}: could not write the PDF: {error}")
+        if errors:
+            raise MlexamError("; ".join(errors))
 
     def close(self) -> None:
+        """Stop the renderers that got no document, then wait for the worker to exit."""
         if self._process is None:
             return
-        try:
-            self._connection.send(None)
-        except OSError:
-            pass
-        self._connection.close()
+        for connection in self._connections:
+            try:
+                connection.send(None)
+            except OSError:
+                pass
+            connection.close()
         self._process.join(timeout=5)
         if self._process.is_alive():
             self._process.terminate()
@@ -78,18 +93,48 @@ class PdfWorker:
         self.close()
 
 
-def _serve(connection, parent_end) -> None:
-    """Load WeasyPrint, then render the one document the parent sends, if any.
+def _serve(connections: list, parent_ends: list) -> None:
+    """Load WeasyPrint, fork a renderer for every connection after the first, and serve the first.
 
-    The fork copied the parent's end of the pipe too. It is closed first, so that the
-    pipe reaches end-of-file, and this process exits, when the parent dies.
+    The fork that started this process copied the parent's ends of the pipes too. They
+    are closed first, so that each pipe reaches end-of-file, and its renderer exits,
+    when the parent dies.
     """
-    parent_end.close()
+    for end in parent_ends:
+        end.close()
     try:
-        from mlexam.fileio import write_bytes_atomic
-        from mlexam.render import html_to_pdf, warm_up
+        from mlexam.render import warm_up
 
         warm_up()
+    except Exception as error:  # each renderer reports it to the parent, which names the file
+        for connection in connections:
+            _report_startup_error(connection, error)
+        return
+    except KeyboardInterrupt:
+        return
+
+    children = []
+    for extra in connections[1:]:
+        pid = os.fork()
+        if pid == 0:
+            for other in connections:
+                if other is not extra:
+                    other.close()
+            _render_one(extra)
+            os._exit(0)
+        children.append(pid)
+        extra.close()
+    _render_one(connections[0])
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def _render_one(connection) -> None:
+    """Receive one (html, path) job, write the PDF, and send back None or the error's text."""
+    try:
+        from mlexam.fileio import write_bytes_atomic
+        from mlexam.render import html_to_pdf
+
         job = connection.recv()
         if job is None:
             return
@@ -103,5 +148,16 @@ def _serve(connection, parent_end) -> None:
             connection.send(f"{type(error).__name__}: {error}")
         except OSError:
             pass
+    finally:
+        connection.close()
+
+
+def _report_startup_error(connection, error: Exception) -> None:
+    """Send the error that stopped the worker as the reply to the job on connection, if a job comes."""
+    try:
+        if connection.recv() is not None:
+            connection.send(f"{type(error).__name__}: {error}")
+    except (EOFError, OSError):
+        pass
     finally:
         connection.close()

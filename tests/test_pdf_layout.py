@@ -96,18 +96,50 @@ def test_without_fork_renders_in_process(tmp_path, monkeypatch):
     assert "rendered here" in pdf_text(target)
 
 
-def test_worker_exits_when_parent_killed():
-    script = ("import time; from mlexam.pdfworker import PdfWorker; worker = PdfWorker(); "
+def test_renderers_exit_when_parent_killed():
+    script = ("import time; from mlexam.pdfworker import PdfWorker; worker = PdfWorker(documents=2); "
               "print(worker._process.pid, flush=True); time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     worker_pid = int(parent.stdout.readline())
+    # The worker forks the second renderer once WeasyPrint is loaded.
+    children = Path(f"/proc/{worker_pid}/task/{worker_pid}/children")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not children.read_text().split():
+        time.sleep(0.05)
+    renderer_pids = [worker_pid, *map(int, children.read_text().split())]
+    assert len(renderer_pids) == 2
+
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
 
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _running(worker_pid):
+    while time.monotonic() < deadline and any(_running(pid) for pid in renderer_pids):
         time.sleep(0.1)
-    assert not _running(worker_pid)
+    assert [pid for pid in renderer_pids if _running(pid)] == []
+
+
+def test_two_renderers_then_in_process(tmp_path):
+    targets = [tmp_path / f"doc{n}.pdf" for n in range(3)]
+    with PdfWorker(documents=2) as worker:
+        for n, target in enumerate(targets):
+            worker.submit(f"<p>Document number {n}</p>", target)
+        # Only two renderers exist, so the third document was written before submit returned.
+        assert targets[2].exists()
+        worker.wait()
+    for n, target in enumerate(targets):
+        assert f"Document number {n}" in pdf_text(target)
+
+
+def test_two_renderer_errors_both_named(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with PdfWorker(documents=2) as worker:
+        worker.submit("<p>a</p>", blocker / "a.pdf")
+        worker.submit("<p>b</p>", blocker / "b.pdf")
+        with pytest.raises(MlexamError) as raised:
+            worker.wait()
+    assert "file/a.pdf: could not write the PDF" in str(raised.value)
+    assert "file/b.pdf: could not write the PDF" in str(raised.value)
 
 
 def _running(pid: int) -> bool:
