@@ -115,7 +115,9 @@ def solve_softmax(problem: SoftmaxProblem) -> dict[str, Quantity]:
     z = W * x + b
 
     # Softmax, shifted by the smallest logit so every exponent is finite and non-negative.
-    m = min(z)
+    # Logits built from sigmoid or tanh units can be equal without being the same
+    # expression, and sympy cannot order those, so they are compared as 30-digit numbers.
+    m = min(z) if all(v.is_Rational for v in z) else min(z, key=lambda v: sympy.N(v, 30))
     exps = [sympy.exp(z_i - m) for z_i in z]
     S = sympy.Add(*exps)
     y = sympy.Matrix([e_i / S for e_i in exps])

@@ -8,16 +8,18 @@ recomputed every value by central finite differences of the loss at 50 digits.
 
 from __future__ import annotations
 
+import functools
 import logging
 from decimal import Decimal
 
+import mpmath
 import numpy as np
 import sympy
 
 from generator import networks
 from generator.backprop_questions import FORMS
 from generator.errors import ProblemError
-from generator.exact import decimal_text, decimal_value, exact_text
+from generator.exact import decimal_text, decimal_value, exact_text, to_mpmath
 from generator.networks import PART_ORDER, PROBLEM_CLASSES, SOLVERS, check_variant
 from generator.question import MAX_DRAWS, Part, Question
 
@@ -154,25 +156,31 @@ def draw_settings(qtype: str, spec: dict, rng: np.random.Generator) -> dict:
 
 
 def _entries(rng: np.random.Generator, shape: tuple[int, int], magnitude: int, fractions: bool,
-             nonzero: bool = False) -> sympy.Matrix:
-    """Draw whole numbers in [-magnitude, magnitude], or halves in that range when fractions is on."""
+             nonzero: bool = False) -> np.ndarray:
+    """Draw whole numbers in [-magnitude, magnitude], or halves in that range when fractions is on.
+
+    The entries are float64. Whole numbers and halves are exact in float64, and so are the
+    sums and products that the bound checks form from them at these sizes.
+    """
     steps = 2 if fractions else 1
     values = rng.integers(-magnitude * steps, magnitude * steps + 1, size=shape)
     while nonzero and (values == 0).any():
         values = np.where(values == 0, rng.integers(-magnitude * steps, magnitude * steps + 1, size=shape), values)
-    return sympy.Matrix(shape[0], shape[1], [sympy.Rational(int(v), steps) for v in values.flat])
+    return values / steps
 
 
-def _floats(matrix: sympy.Matrix) -> np.ndarray:
-    return np.array([[float(v) for v in matrix.row(i)] for i in range(matrix.rows)])
+def _exact(values: np.ndarray) -> sympy.Matrix:
+    """Turn drawn whole numbers or halves into a matrix of exact rationals."""
+    rows, cols = values.shape
+    return sympy.Matrix(rows, cols, [sympy.Rational(int(v * 2), 2) for v in values.flat])
 
 
-def _rows_nonzero(W: sympy.Matrix) -> bool:
-    return all(any(v != 0 for v in W.row(i)) for i in range(W.rows))
+def _rows_nonzero(W: np.ndarray) -> bool:
+    return bool((W != 0).any(axis=1).all())
 
 
-def _has_fraction(*matrices: sympy.Matrix) -> bool:
-    return any(not v.is_integer for m in matrices for v in m)
+def _has_fraction(*matrices: np.ndarray) -> bool:
+    return any((m != np.floor(m)).any() for m in matrices)
 
 
 def _spread_ok(z: np.ndarray) -> bool:
@@ -180,7 +188,11 @@ def _spread_ok(z: np.ndarray) -> bool:
 
 
 def draw_candidate(qtype: str, settings: dict, spec: dict, rng: np.random.Generator):
-    """Draw one problem, or return None when the cheap numeric bounds already fail."""
+    """Draw one problem, or return None when the cheap numeric bounds already fail.
+
+    The bounds are checked on the float entries, and only a candidate that passes them
+    is built in exact arithmetic.
+    """
     K, D, m, fractions = settings["outputs"], settings["inputs"], settings["magnitude"], settings["fractions"]
     eta = settings["learning_rate"]
     x = _entries(rng, (D, 1), m, fractions, nonzero=True)
@@ -188,7 +200,7 @@ def draw_candidate(qtype: str, settings: dict, spec: dict, rng: np.random.Genera
         H = settings["hidden"]
         W1, b1 = _entries(rng, (H, D), m, fractions), _entries(rng, (H, 1), BIAS_MAGNITUDE, fractions)
         W2, b2 = _entries(rng, (K, H), m, fractions), _entries(rng, (K, 1), BIAS_MAGNITUDE, fractions)
-        z1 = _floats(W1 * x + b1)
+        z1 = W1 @ x + b1
         if np.abs(z1).max() > HIDDEN_BOUND or not _rows_nonzero(W1) or not _rows_nonzero(W2):
             return None
         activation = spec.get("activation", "relu")
@@ -201,29 +213,37 @@ def draw_candidate(qtype: str, settings: dict, spec: dict, rng: np.random.Genera
             h = 1 / (1 + np.exp(-z1))
         elif activation == "tanh":
             h = np.tanh(z1)
-        if not _spread_ok(_floats(W2) @ h + _floats(b2)):
+        if not _spread_ok(W2 @ h + b2):
             return None
-        return networks.TwoLayerProblem(W1, b1, W2, b2, x, int(rng.integers(K)), activation, eta)
+        target = int(rng.integers(K))
+        # When every hidden unit is 0, dL/dW2 = delta2 h^T is all zero, which draw_problem
+        # would reject only after solving. The target is drawn before this check, so the
+        # random stream after a rejection here is the same as after a rejection there.
+        if not h.any():
+            return None
+        return networks.TwoLayerProblem(_exact(W1), _exact(b1), _exact(W2), _exact(b2), _exact(x),
+                                        target, activation, eta)
 
     W, b = _entries(rng, (K, D), m, fractions), _entries(rng, (K, 1), BIAS_MAGNITUDE, fractions)
     if not _rows_nonzero(W) or (fractions and not _has_fraction(W, b, x)):
         return None
     if qtype == "backprop_batch_mean":
         x2 = _entries(rng, (D, 1), m, fractions, nonzero=True)
-        X = sympy.Matrix.hstack(x, x2)
-        Z = _floats(W * X + b * sympy.Matrix([[1, 1]]))
-        if x == x2 or not (_spread_ok(Z[:, 0]) and _spread_ok(Z[:, 1])):
+        X = np.hstack([x, x2])
+        Z = W @ X + b
+        if np.array_equal(x, x2) or not (_spread_ok(Z[:, 0]) and _spread_ok(Z[:, 1])):
             return None
-        return networks.BatchProblem(W, b, X, (int(rng.integers(K)), int(rng.integers(K))), eta)
-    z = _floats(W * x + b)
+        return networks.BatchProblem(_exact(W), _exact(b), _exact(X), (int(rng.integers(K)), int(rng.integers(K))), eta)
+    z = W @ x + b
     if qtype == "backprop_sigmoid_bce":
         if np.abs(z).max() > SIGMOID_LOGIT_BOUND:
             return None
-        return networks.SigmoidProblem(W, x, b, sympy.Matrix(rng.integers(0, 2, size=K).tolist()), eta)
+        return networks.SigmoidProblem(_exact(W), _exact(x), _exact(b),
+                                       sympy.Matrix(rng.integers(0, 2, size=K).tolist()), eta)
     t = _entries(rng, (K, 1), m, fractions)
-    if np.abs(z - _floats(t)).max() > RESIDUAL_BOUND:
+    if np.abs(z - t).max() > RESIDUAL_BOUND:
         return None
-    return networks.LinearProblem(W, x, b, t, spec.get("loss_form", "half"), eta)
+    return networks.LinearProblem(_exact(W), _exact(x), _exact(b), _exact(t), spec.get("loss_form", "half"), eta)
 
 
 def draw_problem(qtype: str, spec: dict, rng: np.random.Generator):
@@ -253,8 +273,11 @@ def draw_problem(qtype: str, spec: dict, rng: np.random.Generator):
 
 # Tolerances
 
-def _abs(value) -> Decimal:
-    return abs(Decimal(str(sympy.N(value, 30))))
+@functools.lru_cache(maxsize=1024)
+def _abs(value: sympy.Basic) -> Decimal:
+    # The tolerance rules read each entry of h, delta and W once per entry of the result.
+    with mpmath.workdps(30):
+        return abs(Decimal(mpmath.nstr(to_mpmath(value), 30)))
 
 
 def rounding_tolerances(qtype: str, problem, quantities, places: int) -> dict:
@@ -348,9 +371,18 @@ def _kind(value) -> str:
 def _too_long(value) -> bool:
     """Return whether an exact form is too long to read. That is a form with many
     operations, or e raised to a fraction of exponentials (softmax after tanh units)."""
-    entries = list(value) if isinstance(value, sympy.MatrixBase) else [value]
-    return any(sympy.count_ops(v) > MAX_SHOWN_OPS or any(not power.args[0].is_Rational for power in v.atoms(sympy.exp))
-               for v in entries)
+    entries = [v for row in value.tolist() for v in row] if isinstance(value, sympy.MatrixBase) else [value]
+    return any(_entry_too_long(v) for v in entries)
+
+
+@functools.lru_cache(maxsize=4096)
+def _entry_too_long(value: sympy.Basic) -> bool:
+    # A key shows one entry in several places (delta in dL/dW and in the update), and
+    # count_ops walks the whole tree, so each entry is measured once.
+    if value.is_Rational:
+        return False
+    return sympy.count_ops(value) > MAX_SHOWN_OPS or any(not power.args[0].is_Rational
+                                                         for power in value.atoms(sympy.exp))
 
 
 def _shown(value, places: int):
@@ -396,19 +428,23 @@ def build_network_question(qtype: str, qid: str, spec: dict, rng: np.random.Gene
     tolerances = rounding_tolerances(qtype, problem, quantities, places)
     marks = {**MARKS[qtype], **spec.get("marks", {})}
     asked = [name for name in spec.get("parts", PART_ORDER[qtype]) if name in quantities]
+    # Each value is written once, and the parts and the solution share the strings. The
+    # values share subexpressions, which the cache evaluates once for all decimals.
+    cache: dict = {}
+    solution = {name: {"formula": q.formula, "exact": exact_text(q.value),
+                       "decimal": decimal_value(q.value, places, cache)}
+                for name, q in quantities.items()}
     parts = []
     for name in asked:
         quantity = quantities[name]
         kind = _kind(quantity.value)
         parts.append(Part(f"{qid}.{name}", name, quantity.label, kind, int(marks[name]), FORMS[kind],
-                          exact_text(quantity.value), decimal_value(quantity.value, places), tolerances[name]))
+                          solution[name]["exact"], solution[name]["decimal"], tolerances[name]))
 
     # The worked solution as the key prints it: long exact forms are shown rounded.
     steps = {name: {"substitution": [_shown(item, places) for item in q.substitution],
                     "exact_shown": not _too_long(q.value)}
              for name, q in quantities.items() if name in asked}
-    solution = {name: {"formula": q.formula, "exact": exact_text(q.value), "decimal": decimal_value(q.value, places)}
-                for name, q in quantities.items()}
     return Question(qid, qtype, spec.get("title", TITLES[qtype]), source, conventions(qtype, problem, places),
                     problem.to_dict(), parts, quantities, solution,
                     context={"problem": problem, "asked": asked, "steps": steps,

@@ -11,7 +11,7 @@ import pytest
 import sympy
 
 from generator.backprop import SoftmaxProblem, solve_softmax
-from generator.exact import decimal_text, decimal_value, to_decimal
+from generator.exact import decimal_text, decimal_value, expression_text, to_decimal, to_mpmath
 
 E = sympy.E
 SEEDS = range(200)
@@ -239,3 +239,49 @@ def test_irrational_rounding():
     assert decimal_text(sympy.E / (1 + sympy.E), 3) == "0.731"
     assert decimal_text(-sympy.pi, 4) == "-3.1416"
     assert decimal_text(sympy.exp(30), 2) == "10686474581524.46"
+
+
+# Key strings
+
+def _mul(*factors):
+    """A product exactly as a solver builds it, without sympy distributing a number over a sum."""
+    return sympy.Mul(*factors, evaluate=False)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (E / (1 + E), "E/(1 + E)"),
+    (-1 / (1 + E), "-1/(1 + E)"),
+    (sympy.log(1 + sympy.exp(-1)), "log(1 + exp(-1))"),
+    (1 - sympy.Rational(1, 10) * E / (1 + E), "1 - E/(10*(1 + E))"),  # sympy's default order writes -E/(10*(1 + E)) + 1
+    (sympy.Rational(3, 2) - 2 * E / (1 + E), "3/2 - 2*E/(1 + E)"),
+    # A negative product of a sum whose terms are all negative: the signs cancel.
+    (_mul(-1, sympy.Add(-1, -E), 1 / (1 + E + sympy.exp(2))), "(1 + E)/(1 + E + exp(2))"),
+    # A positive product of such a sum: the sign moves to the front.
+    (_mul(3, sympy.Add(-1, -sympy.exp(3)), 1 / (2 + sympy.exp(3))), "-3*(1 + exp(3))/(2 + exp(3))"),
+    # A negative product of a sum that starts with a negative term: the sign moves into the sum.
+    (_mul(-2, sympy.Add(-2, sympy.exp(3)), 1 / (2 + sympy.exp(3))), "2*(2 - exp(3))/(2 + exp(3))"),
+    (1 + _mul(3, sympy.Add(-1, -sympy.exp(3)), 1 / (2 + sympy.exp(3))), "1 - 3*(1 + exp(3))/(2 + exp(3))"),
+    # A negative product whose sum starts with a positive term keeps its form.
+    (_mul(-1, sympy.Add(1, -E), 1 / (1 + E)), "-(1 - E)/(1 + E)"),
+])
+def test_expression_text_forms(value, expected):
+    text = expression_text(value)
+    assert text == expected
+    assert abs(sympy.N(sympy.sympify(text) - value, 40)) < 1e-35
+
+
+@pytest.mark.parametrize("digits", [20, 50])
+def test_to_mpmath_cache_matches_uncached(digits):
+    denominator = 1 + E + sympy.exp(2)
+    values = [E / denominator, sympy.exp(2) / denominator, sympy.log(denominator), 1 - E / (10 * denominator)]
+    cache = {}
+    with mpmath.workdps(10):  # a value cached at 10 digits must not be reused at more
+        cached_low = [to_mpmath(v, cache) for v in values]
+    with mpmath.workdps(digits):
+        cached = [to_mpmath(v, cache) for v in values]
+        uncached = [to_mpmath(v) for v in values]
+        reference = [mpmath.mpf(str(sympy.N(v, digits + 10))) for v in values]
+    assert cached == uncached
+    for got, expected in zip(cached, reference):
+        assert abs(got - expected) <= abs(expected) * mpmath.mpf(10) ** (2 - digits)
+    assert cached_low != cached

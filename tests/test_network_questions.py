@@ -17,6 +17,7 @@ from generator import network_questions as nq
 from generator.errors import InputFileError, ProblemError
 from generator.registry import QUESTION_TYPES
 from generator.spec import load_spec
+from marker.mathread import read_scalar
 
 SEEDS = range(200)
 M = sympy.Matrix
@@ -153,6 +154,52 @@ def test_fixed_problem_key_values():
     assert parts["dL_dW"].decimal == [["-0.269", "-0.538"]]
     # dL/dW_12 = delta x_2 with x_2 = 2: half a unit plus twice the rounding of delta.
     assert parts["dL_dW"].tolerance == [["0.001", "0.0015"]]
+
+
+KEY_SPECS = [
+    ("backprop_sigmoid_bce", {}),
+    ("backprop_sigmoid_bce", {"difficulty": "hard"}),
+    ("backprop_linear_mse", {"fractions": True}),
+    ("backprop_two_layer", {}),
+    ("backprop_two_layer", {"activation": "sigmoid", "difficulty": "easy"}),
+    ("backprop_batch_mean", {}),
+    ("backprop_batch_mean", {"fractions": True}),
+]
+
+
+def _key_entries(value):
+    if isinstance(value, list):
+        for item in value:
+            yield from _key_entries(item)
+    else:
+        yield value
+
+
+@pytest.mark.parametrize("qtype, spec", KEY_SPECS)
+def test_key_strings_read_back_exactly(qtype, spec):
+    """Every exact string on the key reads back with the marker's own parser to its exact value."""
+    for seed in range(25):
+        question = QUESTION_TYPES[qtype].build("q1", spec, np.random.default_rng(seed), 3)
+        for part in question.parts:
+            exact = question.solution[part.name].value
+            exact_entries = list(exact) if isinstance(exact, sympy.MatrixBase) else [exact]
+            texts = list(_key_entries(part.expected))
+            assert len(texts) == len(exact_entries)
+            for text, value in zip(texts, exact_entries):
+                assert "-(-" not in text, (seed, part.name, text)
+                read, _ = read_scalar(text.replace("**", "^"))  # as the marker reads key strings
+                assert abs(sympy.N(read - value, 40)) < 1e-30, (seed, part.name, text)
+
+
+def test_draw_skips_zero_hidden_units():
+    """Seed 4 draws two variants whose relu units are all 0 before this one. Solving every
+    candidate and rejecting all-zero gradients picks this same variant."""
+    problem, _ = nq.draw_problem("backprop_two_layer", {}, np.random.default_rng(4))
+    assert problem.to_dict() == {
+        "W1": [["0", "-2", "0"], ["-1", "1", "-2"], ["0", "-1", "0"]], "b1": ["1", "1", "-1"],
+        "W2": [["-2", "-1", "-2"], ["-1", "-2", "0"], ["2", "-1", "-2"]], "b2": ["0", "-1", "-1"],
+        "x": ["-2", "1", "1"], "t": ["0", "0", "1"], "activation": "relu", "learning_rate": "1/10",
+    }
 
 
 def test_rounded_y_gives_l_within_tolerance():

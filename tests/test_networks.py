@@ -95,6 +95,23 @@ def test_relu_derivative_at_zero_is_zero():
     assert solution["delta1"].value[1] != 0
 
 
+def test_two_layer_equal_logits_from_tanh():
+    """z1 = [3, -3] gives h = [tanh 3, tanh(-3)], written (e^6 - 1)/(e^6 + 1) and
+    (1 - e^6)/(1 + e^6). W2 = [[1, 1], [0, 0]] makes z2 = [h1 + h2, 0]: both logits are 0,
+    though sympy cannot decide h1 + h2 < 0. So y = [1/2, 1/2] and delta2 = [-1/2, 1/2]."""
+    problem = TwoLayerProblem(M([[1, 1], [-1, -1]]), M([0, 0]), M([[1, 1], [0, 0]]), M([0, 0]), M([1, 2]), 0, "tanh")
+    solution = solve_two_layer(problem)
+    z2 = solution["z2"].value
+    assert z2[0] != 0  # the sum is not simplified to 0
+    assert abs(sympy.N(z2[0], 40)) < 1e-35
+    y = [sympy.N(v, 40) for v in solution["y"].value]
+    assert abs(y[0] - sympy.Rational(1, 2)) < 1e-35
+    assert abs(y[1] - sympy.Rational(1, 2)) < 1e-35
+    delta2 = [sympy.N(v, 40) for v in solution["delta2"].value]
+    assert abs(delta2[0] + sympy.Rational(1, 2)) < 1e-35
+    assert abs(delta2[1] - sympy.Rational(1, 2)) < 1e-35
+
+
 def test_batch_mean_hand_example():
     """W = [[1, 0], [2, -1]], x1 = [1, 2], x2 = [0, 1]: z1 = [1, 0], z2 = [0, -1];
     both columns of Y are [e/(1 + e), 1/(1 + e)]. With t1 = class 0 and t2 = class 1,
