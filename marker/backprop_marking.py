@@ -25,7 +25,7 @@ import sympy
 from generator.registry import QUESTION_TYPES
 from marker import fastnumeric, mistakes
 from marker.errors import AnswerFormatError
-from marker.mathread import read_scalar, read_value
+from marker.mathread import read_key_scalar, read_value
 from marker.numeric import compare, compare_array
 from marker.report import PartResult, Verdict
 
@@ -330,7 +330,7 @@ def _key_exact(state, part: dict):
 
 
 def _read_key_text(text) -> sympy.Expr:
-    return read_scalar(str(text).replace("**", "^"))[0]
+    return read_key_scalar(str(text).replace("**", "^"))
 
 
 def _student_floats(value, shape):

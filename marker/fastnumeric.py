@@ -23,7 +23,7 @@ from functools import lru_cache
 import mpmath
 
 from generator.exact import to_mpmath
-from marker.mathread import read_scalar
+from marker.mathread import read_key_scalar
 from marker.numeric import COMPARE_DIGITS, IDENTITY_DIGITS
 
 # A plain decimal entry: optional sign, digits, optional point and digits. No exponent.
@@ -169,7 +169,7 @@ def _key_value(text: str) -> tuple[Fraction | None, Fraction]:
     The same strings recur across the keys of a class (1/(1 + E), log(2), small
     integers), so they are read once per process.
     """
-    value = read_scalar(text.replace("**", "^"))[0]
+    value = read_key_scalar(text.replace("**", "^"))
     if value.is_Rational:
         rational = Fraction(int(value.p), int(value.q))
         return rational, rational

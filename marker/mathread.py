@@ -26,6 +26,7 @@ builds a value and runs inside a time budget, so "9**9**9" is rejected at once.
 
 from __future__ import annotations
 
+import contextvars
 import decimal
 import math
 import re
@@ -56,6 +57,26 @@ MAX_ROOT_DIGITS = 100
 MAX_ENTRIES = 400
 # Seconds for one read; a read that overruns raises AnswerTimeout.
 READ_SECONDS = 2.0
+
+# Key strings are written by mlexam and can be far longer than any answer: the exact
+# gradient of a tanh two-layer network runs to thousands of characters. They are read
+# with these wider caps; every other cap is the same as for answers.
+KEY_TEXT_CHARS = 50_000
+KEY_TOKENS = 15_000
+KEY_NESTING = 200
+KEY_READ_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class _Caps:
+    text_chars: int
+    tokens: int
+    nesting: int
+
+
+_ANSWER_CAPS = _Caps(MAX_TEXT_CHARS, MAX_TOKENS, MAX_NESTING)
+_KEY_CAPS = _Caps(KEY_TEXT_CHARS, KEY_TOKENS, KEY_NESTING)
+_caps = contextvars.ContextVar("mathread_caps", default=_ANSWER_CAPS)
 # Working precision of the magnitude estimate kept beside each exact value.
 ESTIMATE_DIGITS = 30
 
@@ -132,6 +153,16 @@ def read_scalar(text: str) -> tuple[sympy.Expr, int | None]:
     return value.exact, value.places
 
 
+def read_key_scalar(text: str) -> sympy.Expr:
+    """Read one exact value of a key, under the wider KEY_* caps on length, symbols and nesting."""
+    token = _caps.set(_KEY_CAPS)
+    try:
+        with time_budget(KEY_READ_SECONDS):
+            return _evaluate_text(_normalise(text, SCALAR_FORM), SCALAR_FORM).exact
+    finally:
+        _caps.reset(token)
+
+
 # ---- raw YAML/JSON values -------------------------------------------------------------
 
 def _read_scalar_raw(raw: object) -> Reading:
@@ -173,8 +204,8 @@ def _entry_text(raw: object, form: str) -> str:
 def _normalise(text: str, form: str) -> str:
     if not isinstance(text, str):
         raise AnswerFormatError("this is not text", text, form)
-    if len(text) > MAX_TEXT_CHARS:
-        raise AnswerFormatError(f"the answer is longer than {MAX_TEXT_CHARS} characters", text, form)
+    if len(text) > _caps.get().text_chars:
+        raise AnswerFormatError(f"the answer is longer than {_caps.get().text_chars} characters", text, form)
     chars = []
     for char in text:
         if char in _MINUS_SIGNS:
@@ -403,6 +434,7 @@ def _build_array(rows: list[list[object]], kind: str, raw: object) -> Reading:
 # ---- tokens ---------------------------------------------------------------------------
 
 def _tokenize(text: str, form: str) -> list[_Token]:
+    max_tokens = _caps.get().tokens
     tokens: list[_Token] = []
     index, space = 0, False
     while index < len(text):
@@ -410,8 +442,8 @@ def _tokenize(text: str, form: str) -> list[_Token]:
         if char == " ":
             index, space = index + 1, True
             continue
-        if len(tokens) >= MAX_TOKENS:
-            raise AnswerFormatError(f"the answer has more than {MAX_TOKENS} symbols", text, form)
+        if len(tokens) >= max_tokens:
+            raise AnswerFormatError(f"the answer has more than {max_tokens} symbols", text, form)
         number = _NUMBER.match(text, index)
         name = _NAME.match(text, index)
         if number:
@@ -449,8 +481,8 @@ def _tokenize(text: str, form: str) -> list[_Token]:
 def _evaluate_text(text: str, form: str) -> _Value:
     if not text:
         raise AnswerFormatError("the answer is empty", text, form)
-    if len(text) > MAX_TEXT_CHARS:
-        raise AnswerFormatError(f"the answer is longer than {MAX_TEXT_CHARS} characters", text, form)
+    if len(text) > _caps.get().text_chars:
+        raise AnswerFormatError(f"the answer is longer than {_caps.get().text_chars} characters", text, form)
     if "," in text:
         if _DECIMAL_COMMA.search(text):
             raise AnswerFormatError("a comma is not a decimal point", text,
@@ -478,6 +510,7 @@ class _Parser:
         self.text = text
         self.form = form
         self.index = 0
+        self.max_nesting = _caps.get().nesting
 
     def fail(self, reason: str) -> None:
         raise AnswerFormatError(reason, self.text, self.form)
@@ -500,8 +533,8 @@ class _Parser:
         return token
 
     def expression(self, depth: int) -> _Value:
-        if depth > MAX_NESTING:
-            self.fail(f"the expression is nested more than {MAX_NESTING} levels deep")
+        if depth > self.max_nesting:
+            self.fail(f"the expression is nested more than {self.max_nesting} levels deep")
         value = self.term(depth)
         while (token := self.peek()) is not None and token.kind == "op" and token.text in "+-":
             self.index += 1
@@ -528,8 +561,8 @@ class _Parser:
         return value
 
     def signed(self, depth: int) -> _Value:
-        if depth > MAX_NESTING:
-            self.fail(f"the expression is nested more than {MAX_NESTING} levels deep")
+        if depth > self.max_nesting:
+            self.fail(f"the expression is nested more than {self.max_nesting} levels deep")
         token = self.peek()
         if token is not None and token.kind == "op" and token.text in "+-":
             self.index += 1

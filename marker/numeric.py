@@ -212,9 +212,9 @@ def _key_value(value) -> sympy.Expr:
     if isinstance(value, int) and not isinstance(value, bool):
         return sympy.Integer(value)
     if isinstance(value, str):
-        from marker.mathread import read_scalar
+        from marker.mathread import read_key_scalar
 
-        return read_scalar(value.replace("**", "^"))[0]
+        return read_key_scalar(value.replace("**", "^"))
     raise TypeError(f"a key value must be sympy, int or text, not {type(value).__name__}")
 
 

@@ -12,6 +12,8 @@ import yaml
 from generator.paper import build_paper
 from generator.spec import bundled_spec_path, load_spec
 from marker import mark_submission
+from marker.errors import AnswerFormatError
+from marker.mathread import read_key_scalar, read_scalar
 from marker.report import Verdict
 
 # The worked example: x = [1, 2], W = [[1, 0], [2, -1]], b = 0, t = [1, 0], eta = 0.1.
@@ -178,3 +180,27 @@ def test_key_marks_itself(field):
                    for q in key["questions"]}
         report = mark_submission(key, answers)
         assert report.total == report.maximum, (seed, [p.id for p in report.parts if p.marks != p.maximum])
+
+
+def test_long_tanh_keys_mark_themselves(tmp_path):
+    """Hard tanh two-layer keys hold exact strings over the answer caps; the marker still reads them."""
+    spec_path = tmp_path / "tanh.yaml"
+    spec_path.write_text("format: mlexam-spec\nformat_version: 1\ntitle: Tanh\nsections:\n  - title: A\n    questions:\n"
+                         "      - {type: backprop_two_layer, activation: tanh, difficulty: hard}\n", encoding="utf-8")
+    spec = load_spec(spec_path)
+    longest = ""
+    for seed in range(6):
+        key = build_paper(spec, seed).key_dict()
+        for question in key["questions"]:
+            for part in question["parts"]:
+                entries = part["expected"] if isinstance(part["expected"], list) else [part["expected"]]
+                for entry in (e for row in entries for e in (row if isinstance(row, list) else [row])):
+                    longest = max(longest, entry, key=len)
+        answers = {q["id"]: {p["name"]: p["decimal"] for p in q["parts"]} for q in key["questions"]}
+        report = mark_submission(key, answers)
+        assert report.total == report.maximum, (seed, [(p.id, p.feedback) for p in report.parts if p.marks != p.maximum])
+
+    # The same string as a student's answer is over the caps, so the key reader's wider caps are needed.
+    with pytest.raises(AnswerFormatError, match="more than 600 symbols"):
+        read_scalar(longest)
+    assert read_key_scalar(longest).is_real

@@ -1,4 +1,4 @@
-"""The compact HTML forms that keep WeasyPrint fast, and the second PDF process of `generate`."""
+"""The compact HTML forms that keep WeasyPrint fast, and the PDF worker processes of `generate`."""
 
 from __future__ import annotations
 
@@ -149,3 +149,13 @@ def _running(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
+
+
+def test_no_minus_before_negative_bracket():
+    e = sympy.E
+    value = sympy.Mul(-1, sympy.Add(-1, -2 * sympy.exp(3)), sympy.Pow(1 + e + sympy.exp(3), -1))
+    html = str(math_html(value))
+    assert html == ('<span class="math"><span class="frac"><span class="num">1 + 2\u2009e<sup>3</sup></span>'
+                    "1 + e + e<sup>3</sup></span></span>")
+    scaled = str(math_html(sympy.Mul(-3, sympy.Add(-1, -e), sympy.Pow(2 + e, -1))))
+    assert scaled == '<span class="math"><span class="frac"><span class="num">3\u2009(1 + e)</span>2 + e</span></span>'
