@@ -163,8 +163,8 @@ def validate_spec(data: object, lines: dict[tuple, int]) -> list[str]:
         for key in mapping:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                report(path + (key,), f"unknown field{hint} Allowed: {', '.join(sorted(allowed))}")
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                report(path + (key,), f"unknown field{hint}; allowed: {', '.join(sorted(allowed))}")
 
     if not isinstance(data, dict):
         report((), "a spec is a YAML mapping with format, title and sections")
@@ -215,11 +215,14 @@ def validate_question(question: object, path: tuple, report, unknown_fields) -> 
     qtype = question.get("type")
     if not isinstance(qtype, str) or qtype not in QUESTION_TYPES:
         close = difflib.get_close_matches(str(qtype), list(QUESTION_TYPES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        report(path + ("type",), f"unknown question type {qtype!r}{hint} Allowed: {', '.join(QUESTION_TYPES)}")
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        report(path + ("type",), f"unknown question type {qtype!r}{hint}; allowed: {', '.join(QUESTION_TYPES)}")
         return
     qtype_info = QUESTION_TYPES[qtype]
-    unknown_fields(question, COMMON_QUESTION_FIELDS | qtype_info.fields | EXTRA_FIELDS.get(qtype, set()), path)
+    fields = COMMON_QUESTION_FIELDS | qtype_info.fields | EXTRA_FIELDS.get(qtype, set())
+    unknown_fields(question, fields, path)
+    # A field this type does not take is reported once, as unknown, and its value is not checked.
+    question = {name: value for name, value in question.items() if name in fields}
 
     part_names = qtype_info.parts
     if qtype == "concept":

@@ -90,6 +90,14 @@ def load_answers(path: str | os.PathLike, key: dict | None = None) -> AnswerFile
 def load_key(path: str | os.PathLike) -> dict:
     """Read the key JSON that `mlexam generate` writes, checking its format and version."""
     path = Path(path)
+    try:
+        with open(path, "rb") as stream:
+            is_pdf = stream.read(5) == b"%PDF-"
+    except OSError:
+        is_pdf = False
+    if is_pdf:
+        raise InputFileError(path, ["this is a PDF, not the key the marker reads; give the key JSON "
+                                    "that mlexam generate wrote beside it (*-key.json)"])
     text = read_text_capped(path, MAX_KEY_BYTES)
     try:
         data = _json_loads_shallow(path, text, parse_constant=_reject_constant)

@@ -103,4 +103,4 @@ def batch_mark(batch_dir, submissions_dir, results_dir, dry_run, feedback) -> No
                       if kind not in ("students", "marked", "missing", "problems"))
     click.echo(f"{counts['students']} students: {counts['marked']} marked, {counts['missing']} missing; "
                f"{counts['problems']} problems{f' ({kinds})' if kinds else ''}"
-               f"{'; dry run, nothing written' if dry_run else f'; results in {results_dir}'}", err=True)
+               f"{'; dry run, nothing written' if dry_run else f'; results written to {results_dir}/'}", err=True)

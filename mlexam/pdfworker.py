@@ -139,7 +139,12 @@ def _render_one(connection) -> None:
         if job is None:
             return
         html, path = job
-        write_bytes_atomic(Path(path), html_to_pdf(html))
+        pdf = html_to_pdf(html)
+        # Input waiting here means the parent died (end-of-file) or gave up on the run, because
+        # a running parent sends nothing until it has the reply. The PDF is then not wanted.
+        if connection.poll():
+            return
+        write_bytes_atomic(Path(path), pdf)
         connection.send(None)
     except (EOFError, KeyboardInterrupt):
         pass

@@ -293,3 +293,12 @@ def test_many_values_without_aliases_rejected(tmp_path):
     with pytest.raises(InputFileError, match="line 5: more than 100,000 values in one file"):
         load_answers(write_bytes(tmp_path, "a.yaml", text.encode()))
 
+
+
+def test_pdf_given_as_key_names_json(tmp_path):
+    pdf = tmp_path / "practice-1-key.pdf"
+    pdf.write_bytes(b"%PDF-1.7\n%\x00\x01binary")
+    with pytest.raises(InputFileError) as raised:
+        load_key(pdf)
+    assert "this is a PDF, not the key the marker reads" in str(raised.value)
+    assert "*-key.json" in str(raised.value)

@@ -379,3 +379,31 @@ def test_nonempty_folder_without_manifest_rejected(tmp_path):
     assert result.exit_code == 2
     assert "has no manifest.json" in result.stderr
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_nonempty_folder_gets_no_new_secret(tmp_path):
+    spec = write_spec(tmp_path)
+    roster = write_roster(tmp_path / "roster.csv", ["s1"])
+    out = tmp_path / "exam1"
+    out.mkdir()
+    (out / "notes.txt").write_text("a teacher's notes", encoding="utf-8")
+
+    result = CliRunner().invoke(main, ["batch", "generate", str(roster), "--spec", str(spec), "--out", str(out)])
+
+    assert result.exit_code == 2
+    assert "has no manifest.json" in result.output
+    assert list(tmp_path.glob("*.secret")) == []
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "a teacher's notes"
+
+
+def test_other_exam_folder_gets_no_new_secret(class_batch, tmp_path):
+    folder, _, out, _ = class_batch
+    other_spec = tmp_path / "other.yaml"
+    other_spec.write_text(SMALL_SPEC.replace("Batch test paper", "Another paper"), encoding="utf-8")
+    secrets_before = sorted(p.name for p in out.parent.glob("*.secret"))
+
+    result = run_generate(str(folder / "roster.csv"), "--spec", str(other_spec), "--out", str(out))
+
+    assert result.exit_code == 2
+    assert "contains a different exam" in result.stderr
+    assert sorted(p.name for p in out.parent.glob("*.secret")) == secrets_before

@@ -159,3 +159,21 @@ def test_no_minus_before_negative_bracket():
                     "1 + e + e<sup>3</sup></span></span>")
     scaled = str(math_html(sympy.Mul(-3, sympy.Add(-1, -e), sympy.Pow(2 + e, -1))))
     assert scaled == '<span class="math"><span class="frac"><span class="num">3\u2009(1 + e)</span>2 + e</span></span>'
+
+
+def test_killed_parent_gets_no_pdf(tmp_path):
+    target = tmp_path / "key.pdf"
+    script = ("import sys, time; from mlexam.pdfworker import PdfWorker; worker = PdfWorker(); "
+              f"worker.submit('<p>' + 'long text ' * 20000 + '</p>', {str(target)!r}); "
+              "print(worker._process.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _running(worker_pid):
+        time.sleep(0.1)
+    assert not _running(worker_pid)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []

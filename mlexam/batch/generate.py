@@ -82,6 +82,11 @@ def prepare_batch(roster_path: Path, spec_path: Path, out_dir: Path, *, id_colum
     out_dir = Path(out_dir)
     if secret_path is None:
         secret_path = out_dir.resolve().parent / f"{safe_name(exam_id or spec.name)}.secret"
+    if not Path(secret_path).exists() and out_dir.is_dir():
+        # The folder is checked with a throwaway secret first, so that a folder the run would
+        # reject leaves no new secret file behind.
+        _open_manifest(Batch(roster, spec, exam_id or spec.sha256, out_dir, os.urandom(secrets_.SECRET_BYTES),
+                             Path(secret_path), True))
     secret, created = secrets_.load_or_create_secret(secret_path)
     return Batch(roster, spec, exam_id or spec.sha256, out_dir, secret, Path(secret_path), created)
 
