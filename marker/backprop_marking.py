@@ -395,6 +395,20 @@ def _wrong_feedback(part: dict, verdict: str, student, shape, mistake: str | Non
 _DECIMAL_PLACES = re.compile(r"\d\.(\d+)")
 
 
+def _entries_off(indices, ndim: int) -> str:
+    """Name the entries outside the tolerance: "Entry 2 is off." or "Row 1, column 2 and row 2, column 1 are off."."""
+    if ndim == 1:
+        names = [f"{index[0] + 1}" for index in indices]
+        return f"Entry {names[0]} is off." if len(names) == 1 else f"Entries {_and_list(names)} are off."
+    names = [f"row {index[0] + 1}, column {index[1] + 1}" for index in indices]
+    text = _and_list(names)
+    return f"{text[0].upper()}{text[1:]} {'is' if len(names) == 1 else 'are'} off."
+
+
+def _and_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _detail_hint(part: dict, raw: object, student, tolerance) -> str:
     """Say which entries are off, and whether they are the key's values rounded to fewer places."""
     if part.get("decimal") is None:
@@ -406,8 +420,7 @@ def _detail_hint(part: dict, raw: object, student, tolerance) -> str:
     off = np.abs(student - key) > np.asarray(tolerance) + FLOAT_SLACK
     hint = ""
     if student.ndim > 0 and 0 < off.sum() < key.size:
-        positions = ", ".join("(" + ", ".join(str(i + 1) for i in index) + ")" for index in np.argwhere(off))
-        hint += f" Entries off: {positions}."
+        hint += " " + _entries_off(np.argwhere(off), student.ndim)
     asked = [len(m) for m in _DECIMAL_PLACES.findall(str(part["decimal"]))]
     given = [len(m) for m in _DECIMAL_PLACES.findall(str(raw))]
     if asked and given and min(given) < max(asked):

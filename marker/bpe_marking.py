@@ -313,7 +313,7 @@ def _judge_steps(problem: TrainingProblem, merges: list[Pair | None], trace: lis
         elif stops:
             result.note = f"Step {number}: training stops before this step, so no merge is made."
         elif merge not in tied:
-            result.note = (f"Step {number}: {bpe.format_pair(merge)} occurs {counts.get(merge, 0)} time(s), but the "
+            result.note = (f"Step {number}: {bpe.format_pair(merge)} occurs {_times(counts.get(merge, 0))}, but the "
                            f"maximum count on your corpus is {max_count} "
                            f"({', '.join(bpe.format_pair(p) for p in tied)}).")
             result.mistake = mistakes.bpe_step_mistake(corpus, merge, problem.conventions)
@@ -496,3 +496,7 @@ def _mark_per_word(part: dict, raw: object, reference: dict[str, list[str]], own
 
 def _given_words(raw: object) -> list[str]:
     return [str(word).strip() for word in raw] if isinstance(raw, dict) else []
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"

@@ -193,6 +193,7 @@ def test_frequencies_ignored_named(tmp_path):
     merges = mark_submission(key, {"q1": {"merges": ["x y"]}}).part("q1.merges")
     assert merges.verdict == Verdict.WRONG
     assert merges.mistake == "frequencies_ignored"
+    assert "Step 1: x y occurs once, but the maximum count on your corpus is 3" in merges.feedback
 
 
 def test_pairs_across_words_named(tmp_path):

@@ -70,7 +70,7 @@ def test_rounded_too_early_named(tmp_path):
     report = mark_submission(key, {"q1": {"y": "[1/(1+e^(-1)), 0.27]", "delta": "[-0.27, 0.27]"}})
     feedback = {part.id: part.feedback for part in report.parts}
 
-    assert "Entries off: (2)." in feedback["q1.y"]
+    assert "Entry 2 is off." in feedback["q1.y"]
     assert "rounded to 2 decimal places, but the paper asks for 3" in feedback["q1.y"]
     assert "These are the key's values rounded to 2 decimal places" in feedback["q1.delta"]
 
@@ -135,3 +135,13 @@ def test_empty_submission_not_marked(tmp_path):
     assert rows["s2"]["Submission"] == "s2.yaml"
     problems = (tmp_path / "results/problems.csv").read_text(encoding="utf-8")
     assert "s2.yaml,s2,unreadable,empty file (0 bytes)" in problems
+
+
+def test_matrix_entries_off_named(tmp_path):
+    spec = write_spec(tmp_path, f"      - type: backprop_softmax\n        {SOFTMAX_EXAMPLE}\n")
+    key = build_paper(load_spec(spec), 1).key_dict()
+
+    # The key's dL/dW is [[-0.269, -0.538], [0.269, 0.538]].
+    report = mark_submission(key, {"q1": {"dL_dW": "[[-0.269, -0.5], [0.3, 0.538]]"}})
+
+    assert "Row 1, column 2 and row 2, column 1 are off." in report.part("q1.dL_dW").feedback
