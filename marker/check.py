@@ -47,9 +47,18 @@ def count_answers(answer_path: str | os.PathLike, key: dict | None = None) -> in
 
 
 def _blank_parts(answer_file: AnswerFile) -> list[str]:
-    return [f"{question_id}.{part_name}: no answer given"
-            for question_id, parts in answer_file.answers.items()
-            for part_name, raw in parts.items() if _is_blank(raw)]
+    """List blank parts, and the blank words or entries inside a part that is partly filled in."""
+    problems = []
+    for question_id, parts in answer_file.answers.items():
+        for part_name, raw in parts.items():
+            where = f"{question_id}.{part_name}"
+            if _is_blank(raw):
+                problems.append(f"{where}: no answer given")
+            elif isinstance(raw, dict):
+                problems += [f"{where}: no answer given for {word!r}" for word, value in raw.items() if _is_blank(value)]
+            elif isinstance(raw, list):
+                problems += [f"{where}: entry {number} is blank" for number, value in enumerate(raw, 1) if _is_blank(value)]
+    return problems
 
 
 def _part_problem(part: dict, raw: object) -> str | None:

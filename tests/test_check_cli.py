@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -164,3 +165,17 @@ def test_docs_example_readable(tmp_path, practice):
             else:
                 verdict = "exact" if given == part["expected"] else "wrong"
             assert verdict in ("exact", "within_tolerance"), part["id"]
+
+
+def test_partly_blank_answer_without_key(tmp_path, practice):
+    data = filled_answers(json.loads(Path(practice["key"]).read_text(encoding="utf-8")))
+    data["answers"]["q3"]["encodings"]["lowers"] = ""
+    data["answers"]["q1"]["merges"][1] = " "
+    path = tmp_path / "answers.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+    result = run_check(path)
+
+    assert result.exit_code == 1
+    assert "  q3.encodings: no answer given for 'lowers'" in result.output.splitlines()
+    assert "  q1.merges: entry 2 is blank" in result.output.splitlines()
