@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class MlexamError(Exception):
     """Base of every error that mlexam reports as a message instead of a traceback."""
@@ -32,3 +34,13 @@ class InputFileError(MlexamError):
         self.problems = list(problems)
         lines = "\n".join(f"{self.path}: {problem}" for problem in self.problems)
         super().__init__(lines)
+
+
+def yaml_fix(problem: str, text: str = "") -> str:
+    """Return the likely fix for a PyYAML parse problem, to follow its message."""
+    if "\t" in problem or re.search(r"^[ ]*\t", text, re.MULTILINE):
+        return "indent with spaces, not tabs"
+    if "mapping values are not allowed" in problem:
+        return 'put double quotes around a value that contains ": ", e.g. y: "[0.731, 0.269]"'
+    return "check the indentation and quotes on that line and the line before it; a value with [ ] , : or # is safest in double quotes"
+

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from generator import network_questions
-from generator.errors import InputFileError
+from generator.errors import InputFileError, yaml_fix
 from generator.registry import QUESTION_TYPES
 from mlexam.resources import resource_path
 
@@ -88,7 +88,8 @@ def load_yaml_with_lines(text: str, source: str) -> tuple[object, dict[tuple, in
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        raise InputFileError(source, [f"{where}invalid YAML: {getattr(error, 'problem', error)}"]) from None
+        problem = getattr(error, "problem", error)
+        raise InputFileError(source, [f"{where}invalid YAML: {problem}; {yaml_fix(str(problem), text)}"]) from None
     lines: dict[tuple, int] = {}
     built = 0
 

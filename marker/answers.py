@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from generator.errors import InputFileError
+from generator.errors import InputFileError, yaml_fix
 from generator.paper import ANSWERS_FORMAT, ANSWERS_VERSION
 
 KEY_FORMAT = "mlexam-key"
@@ -261,7 +261,8 @@ def _parse_yaml(path: Path, text: str, duplicates: list[str]) -> object:
         raise InputFileError(path, [f"line {error.line}: nested more than {MAX_NESTING} levels deep"]) from None
     except yaml.MarkedYAMLError as error:
         line = f"line {error.problem_mark.line + 1}: " if error.problem_mark else ""
-        raise InputFileError(path, [f"{line}invalid YAML: {error.problem or error.context}"]) from None
+        problem = error.problem or error.context
+        raise InputFileError(path, [f"{line}invalid YAML: {problem}; {yaml_fix(str(problem), text)}"]) from None
     except yaml.YAMLError as error:
         raise InputFileError(path, [f"invalid YAML: {error}"]) from None
     finally:

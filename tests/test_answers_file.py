@@ -302,3 +302,15 @@ def test_pdf_given_as_key_names_json(tmp_path):
         load_key(pdf)
     assert "this is a PDF, not the key the marker reads" in str(raised.value)
     assert "*-key.json" in str(raised.value)
+
+
+@pytest.mark.parametrize("text, fix", [
+    ("format: mlexam-answers\nformat_version: 1\nanswers:\n  q4:\n\ty: 1\n", "indent with spaces, not tabs"),
+    ("format: mlexam-answers\nformat_version: 1\nanswers:\n  q4: y: 0.731\n", 'put double quotes around a value that contains ": "'),
+    ("format: mlexam-answers\nformat_version: 1\nanswers: {q1: [\n", "check the indentation and quotes on that line"),
+])
+def test_invalid_yaml_names_fix(tmp_path, text, fix):
+    with pytest.raises(InputFileError) as raised:
+        load_answers(write_bytes(tmp_path, "a.yaml", text.encode()))
+    assert "invalid YAML" in str(raised.value)
+    assert fix in str(raised.value)

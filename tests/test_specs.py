@@ -235,3 +235,12 @@ def test_docs_list_every_difficulty_value():
                          for n in BPE_DIFFICULTY["easy"]):
         row = f"| `{name}` | {values[0]} | {values[1]} | {values[2]} |"
         assert row in text, row
+
+
+def test_spec_with_tab_names_fix(tmp_path):
+    path = tmp_path / "tabbed.yaml"
+    path.write_text("format: mlexam-spec\nformat_version: 1\ntitle: T\nsections:\n\t- title: A\n", encoding="utf-8")
+    with pytest.raises(InputFileError) as raised:
+        load_spec(path)
+    assert "invalid YAML" in str(raised.value)
+    assert "indent with spaces, not tabs" in str(raised.value)
