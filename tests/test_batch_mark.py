@@ -291,7 +291,7 @@ def test_plots_have_labelled_axes(batch, submissions):
     assert histogram[0][0].startswith("Total mark (out of")
     assert histogram[0][1] == "Number of students"
     assert parts[0][1].startswith("Facility")
-    assert parts[1] == ("Part", "Discrimination\n(part vs rest of paper, r)")
+    assert parts[1] == ("Part", "Discrimination\n(part vs rest, r)")
 
 
 def test_missing_manifest_is_an_error(tmp_path):
@@ -369,3 +369,24 @@ def test_marking_leaves_no_objects_frozen(batch, submissions, tmp_path):
             pass
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_class_report_describes_mistakes(batch, tmp_path):
+    out, manifest, keys = batch
+    codes = {s["id"]: s["variant_code"] for s in manifest["students"]}
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    answers = answers_from_key(keys["m000"])
+    question = next(q for q in keys["m000"]["questions"] if any(p["name"] == "delta" for p in q["parts"]))
+    delta = next(p for p in question["parts"] if p["name"] == "delta")
+    # t - y instead of y - t: every entry of delta negated.
+    answers[question["id"]]["delta"] = [str(-float(v)) for v in delta["decimal"]]
+    (folder / "m000.yaml").write_text(answer_text("m000", codes["m000"], answers))
+
+    results = tmp_path / "results"
+    result = run_mark(out, folder, results, "--no-feedback")
+    assert result.exit_code == 0, result.output
+
+    text = "".join(page.extract_text() for page in PdfReader(results / "class-report.pdf").pages)
+    assert "Computing t - y instead of y - t" in text
+    assert "t_minus_y" in text

@@ -24,6 +24,7 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
+from marker.mistakes import DESCRIPTIONS
 from mlexam.batch.mark import ClassResult, StudentResult
 from mlexam.fileio import write_text_atomic
 
@@ -186,16 +187,17 @@ def parts_plot(stats: list[dict]) -> str | None:
     positions = range(len(labels))
     # Many parts get upright labels in a smaller font, so neighbouring labels never overlap.
     crowded = len(labels) > 12
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.2 if crowded else 4.6), sharex=True)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.4 if crowded else 5.0), sharex=True)
     top.bar(positions, [s["facility"] or 0 for s in stats], color="#55a868")
     top.set_ylim(0, 1)
-    top.set_ylabel("Facility\n(mean mark / maximum)")
+    # Two-line labels in a smaller font stay within their own axes instead of running into each other.
+    top.set_ylabel("Facility\n(mean mark / maximum)", fontsize=8)
     top.set_title("Per-part facility and discrimination")
     bottom.bar(positions, [s["discrimination"] if s["discrimination"] is not None else 0 for s in stats],
                color="#c44e52")
     bottom.axhline(0, color="#333", linewidth=0.8)
     bottom.set_ylim(-1, 1)
-    bottom.set_ylabel("Discrimination\n(part vs rest of paper, r)")
+    bottom.set_ylabel("Discrimination\n(part vs rest, r)", fontsize=8)
     bottom.set_xlabel("Part")
     if crowded:
         bottom.set_xticks(list(positions), labels, rotation=90, ha="center", fontsize=6)
@@ -244,4 +246,4 @@ def render_class_report(result: ClassResult, path: Path) -> None:
     render_pdf("class_report.html.j2", path, manifest=result.manifest, counts=result.counts(),
                summary=score_summary(result), stats=stats, mistakes=counts.most_common(),
                histogram=histogram_plot(result), parts_plot=parts_plot(stats), mistakes_plot=mistakes_plot(counts),
-               problems=result.problems, isfinite=math.isfinite)
+               problems=result.problems, isfinite=math.isfinite, mistake_descriptions=DESCRIPTIONS)
