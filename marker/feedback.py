@@ -60,8 +60,9 @@ def worked_solution(question: dict, part: dict, result: PartResult, places: int)
     if part["kind"] == "merge_list":
         return _merge_lines(result)
     if part["kind"] in ("segmentation", "encoding"):
-        return [f"{word}: {tokens}" for word, tokens in result.expected.items()] if isinstance(result.expected, dict) \
-            else []
+        if not isinstance(result.expected, dict):
+            return []
+        return [TokensLine(word, tokens) for word, tokens in result.expected.items()]
     if part["kind"] not in ("scalar", "vector", "matrix"):
         return [f"Expected: {_shown(result.expected)}"]
 
@@ -70,13 +71,57 @@ def worked_solution(question: dict, part: dict, result: PartResult, places: int)
     label = QUANTITY_LABELS.get(part["name"], part["label"])
     if entry.get("formula"):
         lines.append(f"{label} = {entry['formula']}")
-    lines.append(f"Key: {label} = {_exact_text(part['expected'])} ≈ {_shown(part.get('decimal', ''))}")
+    lines.append(KeyLine(label, _key_value(part["expected"]), part.get("decimal", ""),
+                         f"Key: {label} = {_exact_text(part['expected'])} ≈ {_shown(part.get('decimal', ''))}"))
     working = result.working
     if working.get("carried") is not None and working.get("sources"):
         yours = ", ".join(f"{QUANTITY_LABELS.get(name, name)} = {_rounded(value, places)}"
                           for name, value in working["sources"].items())
         lines.append(f"With your {yours}, {label} would be {_rounded(working['carried'], places)}.")
     return lines
+
+
+# Exact key forms longer than this are shown as decimals only, as on the answer key.
+MAX_SHOWN_EXACT_CHARS = 120
+
+
+class TokensLine(str):
+    """A worked-solution line "word: tokens" that the sheet sets with the word and tokens in monospace."""
+
+    def __new__(cls, word: str, tokens: str):
+        line = super().__new__(cls, f"{word}: {tokens}")
+        line.word, line.tokens = word, tokens
+        return line
+
+
+class KeyLine(str):
+    """The key's value of a numeric part: its text, and the exact value the sheet typesets (None if too long)."""
+
+    def __new__(cls, label: str, exact, decimal, text: str):
+        line = super().__new__(cls, text)
+        line.label, line.exact, line.decimal = label, exact, decimal
+        return line
+
+
+def _key_value(expected):
+    """Read the key's exact text into sympy for typesetting; None when it is too long or unreadable."""
+    import sympy
+
+    from marker.errors import AnswerFormatError
+    from marker.mathread import read_key_scalar
+
+    def one(text):
+        if len(str(text)) > MAX_SHOWN_EXACT_CHARS:
+            raise ValueError("too long to show")
+        return read_key_scalar(str(text).replace("**", "^"))
+
+    try:
+        if isinstance(expected, list):
+            rows = expected if expected and isinstance(expected[0], list) else [[v] for v in expected]
+            return sympy.Matrix([[one(v) for v in row] for row in rows])
+        return one(expected)
+    except (AnswerFormatError, ValueError):
+        return None
 
 
 def _merge_lines(result: PartResult) -> list[str]:

@@ -2,6 +2,7 @@
 
 import json
 
+import sympy
 import yaml
 from click.testing import CliRunner
 
@@ -9,7 +10,9 @@ from generator.paper import build_paper, write_paper
 from generator.spec import load_spec
 from marker.bpe_marking import read_tokens, token_separators
 from marker.core import mark_submission
+from marker.feedback import KeyLine, TokensLine, feedback_context
 from mlexam.cli import main
+from mlexam.render import render_html
 
 HEADER = "format: mlexam-spec\nformat_version: 1\ntitle: Fixes\nsections:\n  - title: A\n    questions:\n"
 SOFTMAX_EXAMPLE = "fixed: {W: [[1, 0], [2, -1]], x: [1, 2], b: [0, 0], t: [1, 0]}"
@@ -145,3 +148,22 @@ def test_matrix_entries_off_named(tmp_path):
     report = mark_submission(key, {"q1": {"dL_dW": "[[-0.269, -0.5], [0.3, 0.538]]"}})
 
     assert "Row 1, column 2 and row 2, column 1 are off." in report.part("q1.dL_dW").feedback
+
+
+def test_feedback_typesets_key_and_tokens(tmp_path):
+    spec = write_spec(tmp_path, f"      - type: backprop_softmax\n        {SOFTMAX_EXAMPLE}\n"
+                                "      - type: bpe_train\n        fixed: {corpus: low lowish, merges: 4}\n")
+    key = build_paper(load_spec(spec), 1).key_dict()
+    answers = {"q1": {"y": "[0.73, 0.27]"}}
+    context = feedback_context(key, answers, mark_submission(key, answers))
+    parts = {part["id"]: part for question in context["questions"] for part in question["parts"]}
+
+    key_line = next(line for line in parts["q1.y"]["worked"] if isinstance(line, KeyLine))
+    assert key_line.exact == sympy.Matrix([sympy.E / (1 + sympy.E), 1 / (1 + sympy.E)])
+    assert key_line.decimal == ["0.731", "0.269"]
+    tokens_line = next(line for line in parts["q2.segmentation"]["worked"] if isinstance(line, TokensLine))
+    assert (tokens_line.word, tokens_line.tokens) == ("low", "low</w>")
+
+    html = render_html("feedback.html.j2", **context)
+    assert '<span class="frac"><span class="num">e</span>1 + e</span>' in html
+    assert '<code>low</code>:&nbsp;<code class="toks">low&lt;/w&gt;</code>' in html
