@@ -81,7 +81,7 @@ def worked_solution(question: dict, part: dict, result: PartResult, places: int)
     return lines
 
 
-# Exact key forms longer than this are shown as decimals only, as on the answer key.
+# Exact key forms longer than this are shown as decimals only: they would not fit the sheet's column.
 MAX_SHOWN_EXACT_CHARS = 120
 
 
