@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from generator.errors import MlexamError
-from marker.report import MarkReport, mark_number, mark_text
+from marker.report import MarkReport, mark_text
 
 # Width of the verdict column of the table: the longest verdict is "accepted_tie_branch".
 VERDICT_WIDTH = 19
@@ -51,7 +51,7 @@ def mark(key_path: Path, answers_path: Path, as_json: bool, feedback_path: Path 
     for problem in answers.problems:
         click.echo(f"warning: {answers_path}: {problem}", err=True)
     if as_json:
-        click.echo(json.dumps(report_json(report), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(format_table(report))
     if feedback_path is not None:
@@ -71,16 +71,6 @@ def _mark_or_explain(key: dict, answers, key_path: Path) -> MarkReport:
 
 class KeyFileError(MlexamError):
     exit_code = 2
-
-
-def report_json(report: MarkReport) -> dict:
-    return {
-        "student_id": report.student_id,
-        "paper": report.paper,
-        "total": mark_number(report.total),
-        "maximum": mark_number(report.maximum),
-        "parts": [part.to_dict() for part in report.parts],
-    }
 
 
 def format_table(report: MarkReport) -> str:

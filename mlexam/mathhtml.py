@@ -193,8 +193,8 @@ def pair_counts_html(pair_counts: list, max_count: int) -> Markup:
     for start in range(0, len(entries), per_line):
         cells = []
         for text, is_max in entries[start:start + per_line]:
-            shown = Markup("<b>{}</b>").format(text) if is_max else escape(text)
-            cells.append(shown + " " * (width - len(text)))
+            cell = Markup("<b>{}</b>").format(text) if is_max else escape(text)
+            cells.append(cell + " " * (width - len(text)))
         lines.append(Markup("").join(cells).rstrip())
     return Markup('<div class="counts">') + Markup("\n").join(lines) + Markup("</div>")
 

@@ -6,17 +6,20 @@ worker forks one copy of itself per extra document, which costs no second import
 The main process then hands over the HTML of the key and of the question paper, and
 on two cores the two documents are laid out at the same time.
 
-Where Python's multiprocessing offers no "fork" start method (Windows has none), or
+Where Python's multiprocessing offers no "fork" start method (it is POSIX only), or
 the worker fails to start, `submit` renders in the calling process instead.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from pathlib import Path
 
 from generator.errors import MlexamError
+
+log = logging.getLogger(__name__)
 
 
 class PdfWorker:
@@ -34,7 +37,8 @@ class PdfWorker:
                                   name="mlexam-pdf", daemon=True)
         try:
             process.start()
-        except OSError:
+        except OSError as error:
+            log.debug("could not start the PDF worker, so PDFs render in this process: %s", error)
             for own, child in pipes:
                 own.close()
                 child.close()
@@ -77,8 +81,8 @@ class PdfWorker:
         for connection in self._connections:
             try:
                 connection.send(None)
-            except OSError:
-                pass
+            except OSError as error:
+                log.debug("the PDF renderer had already exited: %s", error)
             connection.close()
         self._process.join(timeout=5)
         if self._process.is_alive():
@@ -147,12 +151,12 @@ def _render_one(connection) -> None:
         write_bytes_atomic(Path(path), pdf)
         connection.send(None)
     except (EOFError, KeyboardInterrupt):
-        pass
+        log.debug("PDF renderer %d stopped: the parent ended the run", os.getpid())
     except Exception as error:  # reported by the parent, which names the file
         try:
             connection.send(f"{type(error).__name__}: {error}")
         except OSError:
-            pass
+            log.debug("PDF renderer %d could not report %r: the parent has exited", os.getpid(), error)
     finally:
         connection.close()
 
@@ -163,6 +167,6 @@ def _report_startup_error(connection, error: Exception) -> None:
         if connection.recv() is not None:
             connection.send(f"{type(error).__name__}: {error}")
     except (EOFError, OSError):
-        pass
+        log.debug("PDF worker %d could not report %r: the parent has exited", os.getpid(), error)
     finally:
         connection.close()

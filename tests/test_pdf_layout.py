@@ -143,7 +143,7 @@ def test_two_renderer_errors_both_named(tmp_path):
 
 
 def _running(pid: int) -> bool:
-    """Whether pid is a live process; a zombie waiting for its parent to reap it counts as ended."""
+    """Return whether pid is a live process; a zombie waiting for its parent to reap it counts as ended."""
     stat = Path(f"/proc/{pid}/stat")
     try:
         return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
