@@ -196,7 +196,28 @@ def mlexam_command() -> list[str]:
 # ---------------------------------------------------------------- machine
 
 
-def machine_info(load_at_start: tuple[float, float, float]) -> list[tuple[str, str]]:
+def python_speed() -> float:
+    """Return the CPU seconds of a fixed pure-Python loop (median of three), a yardstick for the machine's speed.
+
+    Shared virtual machines vary in speed from day to day. Compare two runs' figures only
+    when their yardsticks agree; otherwise expect their times to differ by about the
+    yardsticks' ratio (an estimate).
+    """
+    def loop() -> None:
+        total = 0
+        for number in range(5_000_000):
+            total += number
+
+    return statistics.median(cpu_time(loop) for _ in range(3))
+
+
+def cpu_time(function) -> float:
+    started = time.process_time()
+    function()
+    return time.process_time() - started
+
+
+def machine_info(load_at_start: tuple[float, float, float], speed_at_start: float) -> list[tuple[str, str]]:
     cpu = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -216,6 +237,8 @@ def machine_info(load_at_start: tuple[float, float, float]) -> list[tuple[str, s
         ("Python", platform.python_version()),
         ("Load average (1, 5, 15 min) at start", ", ".join(f"{value:.2f}" for value in load_at_start)),
         ("Load average (1, 5, 15 min) at end", ", ".join(f"{value:.2f}" for value in os.getloadavg())),
+        ("Speed check: CPU time of 5 million additions in a Python loop, at start and end",
+         f"{speed_at_start:.2f} s, {python_speed():.2f} s"),
     ]
     for package in ("mlexam", "numpy", "sympy", "weasyprint", "pydyf", "fonttools", "jinja2", "pyyaml"):
         with contextlib.suppress(metadata.PackageNotFoundError):
@@ -786,6 +809,7 @@ def main() -> None:
         COLD_RUNS, RENDER_RUNS, SOLVE_RUNS, LATEX_RUNS, MARK_FILES = 2, 2, 10, 2, 40
         CLASS_SIZE, LARGE_CLASS_SIZE, SMALL_CLASS_SIZE = 4, 10, 2
     load_at_start = os.getloadavg()
+    speed_at_start = python_speed()
 
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="mlexam-bench-"))
@@ -807,7 +831,7 @@ def main() -> None:
             except Exception as error:  # one broken benchmark is reported and the others still run
                 report.skip(name, f"failed with {type(error).__name__}: {str(error)[:300]}")
             # The page is rewritten after every step, so that a stopped run leaves what it measured.
-            write_page(report, machine_info(load_at_start), time.perf_counter() - started, options.output)
+            write_page(report, machine_info(load_at_start, speed_at_start), time.perf_counter() - started, options.output)
     finally:
         if options.keep:
             print(f"working folder: {work}", file=sys.stderr)

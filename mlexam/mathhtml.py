@@ -46,7 +46,36 @@ def sequence_html(items: list) -> Markup:
 
 
 def _matrix(matrix: sympy.MatrixBase) -> Markup:
+    factored = _common_denominator(matrix)
+    if factored is not None:
+        denominator, numerators = factored
+        return _fraction(Markup("1"), _expr(denominator)) + Markup("\u2009") + _matrix(numerators)
     return _matrix_table([[_expr(matrix[i, j]) for j in range(matrix.cols)] for i in range(matrix.rows)])
+
+
+def _common_denominator(matrix: sympy.MatrixBase) -> tuple[sympy.Basic, sympy.MatrixBase] | None:
+    """Return (d, N) with matrix = N / d when two or more entries are fractions over the same d and the rest are 0.
+
+    An examiner writes [1/(2+e), -2/(2+e)] as 1/(2+e) [1, -2]. With one fraction in front of
+    each such matrix, the practice key renders in about a tenth less time (measured).
+    Entries that are sums, such as 1 + 1/(10 (1 + e)), are left as they are.
+    """
+    denominator = None
+    numerators = []
+    for entry in matrix:
+        if entry == 0:
+            numerators.append(entry)
+            continue
+        if entry.is_Add:
+            return None
+        numerator, entry_denominator = sympy.fraction(entry, exact=True)
+        if entry_denominator == 1 or (denominator is not None and entry_denominator != denominator):
+            return None
+        denominator = entry_denominator
+        numerators.append(numerator)
+    if sum(1 for n in numerators if n != 0) < 2:
+        return None
+    return denominator, sympy.Matrix(matrix.rows, matrix.cols, numerators)
 
 
 def _matrix_table(rows: list[list[Markup]]) -> Markup:
@@ -57,10 +86,10 @@ def _matrix_table(rows: list[list[Markup]]) -> Markup:
     exponents need a table.
     """
     if all("<" not in cell for row in rows for cell in row):
-        columns = ["\n".join(row[j] for row in rows) for j in range(len(rows[0]))]
+        columns = [[row[j] for row in rows] for j in range(len(rows[0]))]
         if len(columns) == 1:
-            return Markup(f'<span class="matrix plain">{columns[0]}</span>')
-        body = "".join(f'<span class="col">{column}</span>' for column in columns)
+            return Markup(f'<span class="matrix plain"{_width_style(columns[0])}>' + "\n".join(columns[0]) + "</span>")
+        body = "".join(f'<span class="col"{_width_style(column)}>' + "\n".join(column) + "</span>" for column in columns)
         return Markup(f'<span class="matrix plain">{body}</span>')
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return Markup(f'<table class="matrix">{body}</table>')
@@ -161,7 +190,31 @@ def _power(expr: sympy.Pow) -> Markup:
 
 def _fraction(numerator: Markup, denominator: Markup) -> Markup:
     # The denominator needs no element of its own: after the block numerator it forms an anonymous block.
-    return Markup('<span class="frac"><span class="num">{}</span>{}</span>').format(numerator, denominator)
+    style = _width_style([numerator, denominator])
+    return Markup('<span class="frac"{}><span class="num">{}</span>{}</span>').format(Markup(style), numerator, denominator)
+
+
+# Advance widths in em of the characters of numbers and simple terms, in DejaVu Serif (the
+# stylesheet's text font), read from the font's hmtx table.
+_ADVANCE_EM = {
+    **dict.fromkeys("0123456789", 0.6362), ".": 0.3179, " ": 0.3179, "\u2009": 0.1997,
+    MINUS: 0.8379, "+": 0.8379, "e": 0.5918, "(": 0.3901, ")": 0.3901,
+}
+
+
+def _width_style(lines: list[str]) -> str:
+    """Return a style attribute that sets the width of a box of plain text lines, or "" when a line has other characters.
+
+    With a set width, WeasyPrint need not measure the text to size the box: shrink-to-fit
+    measured each column of a matrix and each fraction several times. The width has slack
+    for kerning, so a fallback font with wider figures can overflow it by a little at most.
+    """
+    widths = []
+    for line in lines:
+        if "<" in line or "&" in line or any(char not in _ADVANCE_EM for char in line):
+            return ""
+        widths.append(sum(_ADVANCE_EM[char] for char in line))
+    return f' style="width: {max(widths) * 1.02 + 0.05:.2f}em"'
 
 
 def _wrap_if(expr: sympy.Basic, needs_brackets) -> Markup:

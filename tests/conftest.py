@@ -37,3 +37,17 @@ def generated_paper(tmp_path_factory) -> dict:
     }
     return {"dir": Path(out_dir), "seed": GENERATED_SEED, "paths": paths, "output": result.output,
             "key": json.loads(paths["key"].read_text(encoding="utf-8"))}
+
+
+@pytest.fixture
+def strict_xhtml(monkeypatch):
+    """Make every document mlexam renders in this test parse as XHTML, or fail the test.
+
+    Off that path WeasyPrint would still render the document, only more slowly, so a
+    template that stops being well-formed would otherwise go unnoticed.
+    """
+    from xml.etree import ElementTree
+
+    import mlexam.render
+
+    monkeypatch.setattr(mlexam.render, "_parse_xhtml", ElementTree.fromstring)

@@ -240,7 +240,7 @@ def test_results_symlink_out_of_folder_rejected(batch, submissions, tmp_path):
 
 
 @pytest.mark.slow
-def test_feedback_and_class_report(batch, submissions, tmp_path):
+def test_feedback_and_class_report(batch, submissions, tmp_path, strict_xhtml):
     out, manifest, _ = batch
     results = tmp_path / "results"
     result = run_mark(out, submissions, results)

@@ -8,14 +8,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from xml.etree import ElementTree
 
+import numpy as np
 import pytest
 import sympy
 
 from generator.errors import MlexamError
 from mlexam.mathhtml import decimals_html, math_html, pair_counts_html
 from mlexam.pdfworker import PdfWorker
-from mlexam.render import environment
+from mlexam.render import _weasyprint, environment, render_html
 
 
 def pdf_text(path) -> str:
@@ -41,17 +43,70 @@ def test_pair_counts_long_symbols_fewer_columns():
 
 def test_plain_matrix_one_element_per_column():
     html = str(math_html(sympy.Matrix([[1, 0], [2, -1]])))
-    assert html == '<span class="matrix plain"><span class="col">1\n2</span><span class="col">0\n\u22121</span></span>'
+    # Widths: 1 and 2 are one figure (0.6362 em); -1 adds a minus sign (0.8379 em); 2% and 0.05 em of slack.
+    assert html == ('<span class="matrix plain"><span class="col" style="width: 0.70em">1\n2</span>'
+                    '<span class="col" style="width: 1.55em">0\n\u22121</span></span>')
 
 
 def test_decimal_vector_single_element():
-    assert str(decimals_html(["0.731", "-0.269"])) == '<span class="matrix plain">0.731\n\u22120.269</span>'
+    assert str(decimals_html(["0.731", "-0.269"])) == ('<span class="matrix plain" style="width: 3.82em">'
+                                                       "0.731\n\u22120.269</span>")
 
 
 def test_matrix_with_fractions_is_table():
     html = str(math_html(sympy.Matrix([[sympy.Rational(1, 3)], [2]])))
-    assert html == ('<table class="matrix"><tr><td><span class="frac"><span class="num">1</span>3</span></td></tr>'
-                    "<tr><td>2</td></tr></table>")
+    assert html == ('<table class="matrix"><tr><td><span class="frac" style="width: 0.70em"><span class="num">1</span>3'
+                    "</span></td></tr><tr><td>2</td></tr></table>")
+
+
+def test_text_with_markup_gets_no_width():
+    html = str(math_html(sympy.exp(2) / (1 + sympy.E)))
+    assert html == '<span class="math"><span class="frac"><span class="num">e<sup>2</sup></span>1 + e</span></span>'
+
+
+def test_matrix_over_common_denominator():
+    d = 2 + sympy.E
+    html = str(math_html(sympy.Matrix([1 / d, -2 / d, 0])))
+    assert html == ('<span class="frac" style="width: 2.81em"><span class="num">1</span>2 + e</span>\u2009'
+                    '<span class="matrix plain" style="width: 1.55em">1\n\u22122\n0</span>')
+    # Euler's number is upright text, so a column of e and 1 is plain text too.
+    scaled = str(math_html(sympy.Matrix([sympy.E / d, 1 / d])))
+    assert scaled.startswith('<span class="frac" style="width: 2.81em"><span class="num">1</span>2 + e</span>\u2009')
+    assert scaled.endswith('<span class="matrix plain" style="width: 0.70em">e\n1</span>')
+
+
+@pytest.mark.parametrize("entries", [
+    [1 / (2 + sympy.E), 1 / (1 + sympy.E)],          # different denominators
+    [1 / (2 + sympy.E), 0],                           # one fraction only
+    [1 + 1 / (2 + sympy.E), 1 / (2 + sympy.E)],       # a sum
+    [sympy.Rational(1, 2), 3],                        # a whole number has no denominator to share
+])
+def test_matrix_not_factored(entries):
+    html = str(math_html(sympy.Matrix(entries)))
+    assert html.startswith('<table class="matrix">'), html
+
+
+def test_common_denominator_keeps_every_key_value():
+    """Over many random problems of every network type, N / d is each shown matrix exactly."""
+    from generator.registry import QUESTION_TYPES
+    from mlexam.mathhtml import _common_denominator
+
+    factored = 0
+    for qtype in ["backprop_softmax", "backprop_sigmoid_bce", "backprop_linear_mse", "backprop_two_layer",
+                  "backprop_batch_mean"]:
+        for seed in range(12):
+            question = QUESTION_TYPES[qtype].build("q1", {"type": qtype}, np.random.default_rng(seed), 3)
+            for name, quantity in question.solution.items():
+                if not isinstance(quantity.value, sympy.MatrixBase):
+                    continue
+                result = _common_denominator(quantity.value)
+                if result is None:
+                    continue
+                denominator, numerators = result
+                factored += 1
+                difference = (numerators / denominator - quantity.value).applyfunc(sympy.simplify)
+                assert difference == sympy.zeros(*quantity.value.shape), (qtype, seed, name)
+    assert factored >= 60
 
 
 def test_token_sequence_one_escaped_element():
@@ -158,7 +213,8 @@ def test_no_minus_before_negative_bracket():
     assert html == ('<span class="math"><span class="frac"><span class="num">1 + 2\u2009e<sup>3</sup></span>'
                     "1 + e + e<sup>3</sup></span></span>")
     scaled = str(math_html(sympy.Mul(-3, sympy.Add(-1, -e), sympy.Pow(2 + e, -1))))
-    assert scaled == '<span class="math"><span class="frac"><span class="num">3\u2009(1 + e)</span>2 + e</span></span>'
+    assert scaled == ('<span class="math"><span class="frac" style="width: 4.45em"><span class="num">3\u2009(1 + e)</span>'
+                      "2 + e</span></span>")
 
 
 def test_killed_parent_gets_no_pdf(tmp_path):
@@ -177,3 +233,125 @@ def test_killed_parent_gets_no_pdf(tmp_path):
     assert not _running(worker_pid)
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- XHTML input and set widths
+
+ALL_TYPES_SPEC = """format: mlexam-spec
+format_version: 1
+title: Every question type
+sections:
+  - title: Byte-pair encoding
+    questions:
+      - {type: bpe_train, ties: allow}
+      - {type: bpe_encode}
+      - {type: bpe_vocab}
+      - {type: bpe_valid_run}
+  - title: Backpropagation
+    questions:
+      - {type: backprop_softmax}
+      - {type: backprop_sigmoid_bce}
+      - {type: backprop_linear_mse}
+      - {type: backprop_two_layer}
+      - {type: backprop_batch_mean}
+      - {type: concept, topic: gradients, count: 2}
+"""
+
+
+@pytest.fixture(scope="module")
+def all_types_documents(tmp_path_factory) -> dict[str, str]:
+    """The paper, key and booklet pages of a paper with every question type, as HTML."""
+    from generator.paper import build_paper
+    from generator.spec import load_spec
+
+    spec_path = tmp_path_factory.mktemp("spec") / "all.yaml"
+    spec_path.write_text(ALL_TYPES_SPEC, encoding="utf-8")
+    paper = build_paper(load_spec(spec_path), 3)
+    paper.student = {"id": "s001", "name": "Ada Lovelace"}
+    cover = {"students": [{"id": "s001", "name": "Ada Lovelace", "variant_code": paper.code}],
+             "exam_id": "exam", "fingerprint": "abc"}
+    return {
+        "paper": render_html("paper.html.j2", paper=paper, show_key=False),
+        "key": render_html("key.html.j2", paper=paper, show_key=True),
+        "booklet key": render_html("booklet.html.j2", paper=paper, show_key=True, cover=None),
+        "booklet cover": render_html("booklet.html.j2", paper=paper, show_key=True, cover=cover),
+    }
+
+
+def test_installed_weasyprint_takes_a_parsed_tree():
+    assert _weasyprint()[0].accepts_tree is True
+
+
+def test_every_document_is_well_formed_xhtml(all_types_documents):
+    for name, html in all_types_documents.items():
+        ElementTree.fromstring(html)  # raises ParseError, naming line and column, if not
+
+
+def _page_images(pdf: bytes, folder: Path, stem: str) -> list[bytes]:
+    path = folder / f"{stem}.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(path), str(folder / stem)], check=True)
+    return [page.read_bytes() for page in sorted(folder.glob(f"{stem}-*.png"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["paper", "key"])
+def test_parsed_tree_gives_the_same_pages(all_types_documents, name, tmp_path, monkeypatch):
+    """The C XML parser's tree lays out exactly as WeasyPrint's own HTML5 parser's tree."""
+    from mlexam.render import html_to_pdf
+
+    html = all_types_documents[name]
+    fast = _page_images(html_to_pdf(html), tmp_path, "tree")
+    monkeypatch.setattr(_weasyprint()[0], "accepts_tree", False)
+    parsed_by_weasyprint = _page_images(html_to_pdf(html), tmp_path, "string")
+    assert len(fast) >= 2
+    assert fast == parsed_by_weasyprint
+
+
+def _boxes(box):
+    yield box
+    for child in getattr(box, "children", None) or []:
+        yield from _boxes(child)
+
+
+def _text_width(box) -> float:
+    """Width of the widest line of text inside a box."""
+    lines = [b for b in _boxes(box) if type(b).__name__ == "LineBox"]
+    return max(sum(t.width for t in line.children if type(t).__name__ == "TextBox") for line in lines)
+
+
+@pytest.mark.slow
+def test_set_widths_and_marks_fit(all_types_documents):
+    """Each fraction and matrix column with a set width is at least as wide as its text, as
+    WeasyPrint measures it, and no part's first line runs into its marks."""
+    from mlexam.render import AssetFetcher
+    from mlexam.resources import resource_dir
+
+    document_class, font_config = _weasyprint()
+    sized = parts = 0
+    for name in ("paper", "key"):
+        root = ElementTree.fromstring(all_types_documents[name])
+        document = document_class.from_tree(root, str(resource_dir("templates")) + "/", AssetFetcher())
+        for page in document.render(font_config=font_config).pages:
+            for box in _boxes(page._page_box):
+                element = getattr(box, "element", None)
+                if element is None:
+                    continue
+                classes = element.get("class", "").split()
+                if type(box).__name__ == "InlineBlockBox" and "width" in element.get("style", ""):
+                    sized += 1
+                    assert _text_width(box) <= box.width + 1e-6, (name, element.text)
+                if type(box).__name__ == "AbsolutePlaceholder":
+                    assert _text_width(box._box) <= box._box.width + 1e-6, (name, box._box.element.text)
+                if type(box).__name__ == "BlockBox" and classes[:1] == ["part"] and element.tag == "div":
+                    # The positioned marks sit in the first line as a placeholder for their box.
+                    marks = next(b._box for b in _boxes(box) if type(b).__name__ == "AbsolutePlaceholder")
+                    assert marks.element.get("class") == "marks"
+                    assert _text_width(marks) <= marks.width + 1e-6, (name, marks.element.text)
+                    first_line = next(b for b in _boxes(box) if type(b).__name__ == "LineBox")
+                    for child in first_line.children:
+                        if type(child).__name__ != "AbsolutePlaceholder":
+                            assert child.position_x + child.margin_width() <= marks.position_x + 1e-6, (name, child)
+                    parts += 1
+    assert sized >= 40
+    assert parts >= 20

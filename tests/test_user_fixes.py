@@ -1,6 +1,7 @@
 """Cases a first-time user hit: each asserts the message or result that mlexam now gives."""
 
 import json
+from xml.etree import ElementTree
 
 import sympy
 import yaml
@@ -165,5 +166,7 @@ def test_feedback_typesets_key_and_tokens(tmp_path):
     assert (tokens_line.word, tokens_line.tokens) == ("low", "low</w>")
 
     html = render_html("feedback.html.j2", **context)
-    assert '<span class="frac"><span class="num">e</span>1 + e</span>' in html
-    assert '<code>low</code>:&nbsp;<code class="toks">low&lt;/w&gt;</code>' in html
+    # y = [e/(1 + e), 1/(1 + e)] is typeset as one fraction in front of [e, 1].
+    assert '<span class="num">1</span>1 + e</span>\u2009<span class="matrix plain" style="width: 0.70em">e\n1</span>' in html
+    assert '<code>low</code>:&#160;<code class="toks">low&lt;/w&gt;</code>' in html
+    ElementTree.fromstring(html)  # well-formed, so WeasyPrint gets the tree from the fast parser

@@ -107,7 +107,7 @@ def run_batch(batch: Batch, workers: int | None = None, force: bool = False, pro
         generated: list[str] = []
         if jobs:
             count = min(workers or os.cpu_count() or 1, len(jobs))
-            with ProcessPoolExecutor(max_workers=count) as pool, \
+            with ProcessPoolExecutor(max_workers=count, initializer=_start_worker) as pool, \
                     tqdm(total=len(jobs), unit="student", desc="papers", disable=not progress) as bar:
                 futures = {pool.submit(build_student_files, job): job for job in jobs}
                 for future in as_completed(futures):
@@ -252,6 +252,21 @@ class _folder_lock:
 
 
 # Worker side: runs in a separate process, so it takes and returns plain data.
+
+def _start_worker() -> None:
+    """Load the generator and WeasyPrint, then exempt what they loaded from garbage collection.
+
+    Rendering allocates many short-lived objects, and each full collection would otherwise
+    walk sympy's and WeasyPrint's module objects as well.
+    """
+    import gc
+
+    import generator.paper  # noqa: F401  (imported for its side effect: sympy and the question types load here)
+    from mlexam.render import warm_up
+
+    warm_up()
+    gc.freeze()
+
 
 @cache
 def _spec(path: str, sha256: str) -> Spec:
