@@ -200,8 +200,8 @@ def python_speed() -> float:
     """Return the CPU seconds of a fixed pure-Python loop (median of three), a yardstick for the machine's speed.
 
     Shared virtual machines vary in speed from day to day. Compare two runs' figures only
-    when their yardsticks agree; otherwise expect their times to differ by about the
-    yardsticks' ratio (an estimate).
+    when their yardsticks agree. Otherwise their times differ by about the yardsticks'
+    ratio (an estimate).
     """
     def loop() -> None:
         total = 0

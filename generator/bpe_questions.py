@@ -394,7 +394,7 @@ def _check_training_variant(words, settings, ties, conventions):
     if problems:
         return "; ".join(problems)
     try:
-        # The search stops past the most runs a key may list, since such a corpus is rejected anyway.
+        # The search stops once it finds more runs than a key may list, since such a corpus is rejected anyway.
         branches = bpe.all_branches(words, len(trace.steps), conventions, limit=MAX_TIE_BRANCHES)
     except ProblemError:
         return f"more than {MAX_TIE_BRANCHES} valid runs"

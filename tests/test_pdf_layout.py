@@ -86,7 +86,7 @@ def test_matrix_not_factored(entries):
     assert html.startswith('<table class="matrix">'), html
 
 
-def test_common_denominator_keeps_every_key_value():
+def test_factored_matrix_equals_value():
     """Over many random problems of every network type, N / d is each shown matrix exactly."""
     from generator.registry import QUESTION_TYPES
     from mlexam.mathhtml import _common_denominator
@@ -297,7 +297,7 @@ def _page_images(pdf: bytes, folder: Path, stem: str) -> list[bytes]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["paper", "key"])
 def test_parsed_tree_gives_the_same_pages(all_types_documents, name, tmp_path, monkeypatch):
-    """The C XML parser's tree lays out exactly as WeasyPrint's own HTML5 parser's tree."""
+    """The tree from Python's XML parser lays out exactly as the tree from WeasyPrint's HTML5 parser."""
     from mlexam.render import html_to_pdf
 
     html = all_types_documents[name]
@@ -344,7 +344,7 @@ def test_set_widths_and_marks_fit(all_types_documents):
                 if type(box).__name__ == "AbsolutePlaceholder":
                     assert _text_width(box._box) <= box._box.width + 1e-6, (name, box._box.element.text)
                 if type(box).__name__ == "BlockBox" and classes[:1] == ["part"] and element.tag == "div":
-                    # The positioned marks sit in the first line as a placeholder for their box.
+                    # The positioned marks sit in a line of the part, as a placeholder for their box.
                     marks = next(b._box for b in _boxes(box) if type(b).__name__ == "AbsolutePlaceholder")
                     assert marks.element.get("class") == "marks"
                     assert _text_width(marks) <= marks.width + 1e-6, (name, marks.element.text)
