@@ -42,20 +42,22 @@ sys.path.insert(0, str(REPO))
 OUTPUT = REPO / "docs" / "benchmarks.md"
 LATEX_TEMPLATE = REPO / "benchmarks" / "paper.tex.j2"
 
-# Repetitions after one warm-up run. The long batch rows run once each, so that
-# `make bench` takes an estimated ten minutes on an idle two-core machine. The
-# 300-student `batch generate` alone takes about six of them (estimate).
-COLD_RUNS = 5
-RENDER_RUNS = 5
+# Repetitions after one warm-up run. `make bench` took 8.1 minutes on an idle two-core
+# machine (speed check 0.11 s), 5.3 of them in the three 300-student `batch generate` runs.
+COLD_RUNS = 10
+RENDER_RUNS = 10
 SOLVE_RUNS = 100  # random variants built per question type
-LATEX_RUNS = 5
+LATEX_RUNS = 10
 MARK_FILES = 300  # answer files marked in one process, twice
 MARK_WARMUP_FILES = 20
 CLASS_SIZE = 300
 LARGE_CLASS_SIZE = 1000
-# Students generated once with 1 and once with 2 workers for the speed-up. The 2-worker
-# folder is then marked with feedback PDFs, because one feedback PDF takes about as long
-# as one rendered paper.
+# Runs of each `batch` command. One run on the small class warms up `batch generate`, and
+# one run on the class it then marks warms up `batch mark`.
+BATCH_RUNS = 3
+# Students generated with 1 and with 2 workers for the speed-up. The 2-worker folder is
+# then marked with feedback PDFs, because one feedback PDF takes about as long as one
+# rendered paper.
 SMALL_CLASS_SIZE = 12
 
 # Every WRONG_EVERY-th filled-in answer file gets one deliberate error.
@@ -157,7 +159,8 @@ def cpu_text(seconds: list[float], scale: float = 1.0, unit: str = "s", digits: 
 def spread(values: list[float], unit: str, scale: float = 1.0, digits: int = 2) -> str:
     if len(values) < 2:
         return ""
-    return f"{min(values) * scale:.{digits}f}–{max(values) * scale:.{digits}f} {unit}"
+    space = "" if unit == "×" else " "
+    return f"{min(values) * scale:.{digits}f}–{max(values) * scale:.{digits}f}{space}{unit}"
 
 
 def status(met: bool) -> str:
@@ -642,27 +645,38 @@ def bench_batch(report: Report, work: Path) -> None:
 
 def bench_batch_generate(report: Report, work: Path) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = min(2, cores)
     try:
-        one = batch_generate(work, SMALL_CLASS_SIZE, 1, "small-1-worker")
-        two = batch_generate(work, SMALL_CLASS_SIZE, 2, "small")
-        full = batch_generate(work, CLASS_SIZE, min(2, cores), "class")
+        batch_generate(work, SMALL_CLASS_SIZE, workers, "small")  # warm-up
+        one_worker = [batch_generate(work, SMALL_CLASS_SIZE, 1, "small-1-worker") for _ in range(BATCH_RUNS)]
+        two_workers = [batch_generate(work, SMALL_CLASS_SIZE, 2, "small") for _ in range(BATCH_RUNS)]
+        full = [batch_generate(work, CLASS_SIZE, workers, "class") for _ in range(BATCH_RUNS)]
     except RuntimeError as error:
         report.skip(f"`batch generate`, {CLASS_SIZE} students", str(error)[:400])
         return
-    documents = CLASS_SIZE * 2
-    report.add(Row(f"`batch generate`, {CLASS_SIZE} students ({min(2, cores)} workers), total",
-                   f"{full.seconds:.0f} s", "", "1", "< 120 s", status(full.seconds < 120), f"{full.cpu_seconds:.0f} s"))
+    runs = str(BATCH_RUNS)
+    seconds = [r.seconds for r in full]
+    median = statistics.median(seconds)
+    report.add(Row(f"`batch generate`, {CLASS_SIZE} students ({workers} workers), total",
+                   f"{median:.0f} s", spread(seconds, "s", digits=0), runs, "< 120 s", status(median < 120),
+                   cpu_text([r.cpu_seconds for r in full], digits=0)))
+    rates = [CLASS_SIZE * 2 / r.seconds for r in full]
     report.add(Row(f"`batch generate`, {CLASS_SIZE} students, PDFs per second (paper and key each)",
-                   f"{documents / full.seconds:.2f} documents/s", "", "1"))
+                   f"{statistics.median(rates):.2f} documents/s", spread(rates, "documents/s"), runs))
+    peaks = [r.peak_rss_mb for r in full]
     report.add(Row(f"`batch generate`, {CLASS_SIZE} students, peak memory of the largest process",
-                   f"{full.peak_rss_mb:.0f} MB", "", "1"))
-    report.add(Row(f"`batch generate` speed-up from 1 to 2 workers ({SMALL_CLASS_SIZE} students: "
-                   f"{one.seconds:.1f} s and {two.seconds:.1f} s)", f"{one.seconds / two.seconds:.2f}×", "", "1 each"))
-    if full.seconds >= 120:
-        per_student = full.cpu_seconds / CLASS_SIZE
+                   f"{statistics.median(peaks):.0f} MB", spread(peaks, "MB", digits=0), runs))
+    one_median = statistics.median(r.seconds for r in one_worker)
+    two_median = statistics.median(r.seconds for r in two_workers)
+    ratios = [a.seconds / b.seconds for a, b in zip(one_worker, two_workers)]
+    report.add(Row(f"`batch generate` speed-up from 1 to 2 workers ({SMALL_CLASS_SIZE} students, medians "
+                   f"{one_median:.1f} s and {two_median:.1f} s)", f"{one_median / two_median:.2f}×",
+                   spread(ratios, "×"), f"{runs} each"))
+    if median >= 120:
+        per_student = statistics.median(r.cpu_seconds for r in full) / CLASS_SIZE
         report.notes.append(
             f"`batch generate` used {per_student:.2f} s of CPU per student. Two workers on two cores "
-            f"finish {CLASS_SIZE} students in 120 s only below about {120 * min(2, cores) / CLASS_SIZE:.2f} s "
+            f"finish {CLASS_SIZE} students in 120 s only below about {120 * workers / CLASS_SIZE:.2f} s "
             "per student. The warm rendering rows above show that laying out the paper and the key "
             "takes most of it; the profile below shows where WeasyPrint spends that time.")
         from mlexam.batch.booklet import render_student_key
@@ -678,11 +692,23 @@ def bench_batch_generate(report: Report, work: Path) -> None:
         report.profiles["One student of `batch generate` (paper and key PDFs)"] = profile_call(one_student)
 
 
+def batch_mark(work: Path, label: str, submissions: Path, options: list[str], runs: int) -> list[RunResult]:
+    """Run `mlexam batch mark` once to warm up and `runs` times more, each into a new results folder."""
+    results = []
+    for number in range(runs + 1):
+        out = work / f"{label}-results-{number}"
+        shutil.rmtree(out, ignore_errors=True)
+        results.append(run_timed(mlexam_command() + ["batch", "mark", str(work / label), str(submissions),
+                                                     "--out", str(out), *options]))
+    return results[1:]
+
+
 def bench_batch_mark(report: Report, work: Path) -> None:
     """Time `batch mark` without feedback PDFs on 300 and 1,000 students, then with them on a few."""
     rng = random.Random(11)
     no_feedback = batch_mark_flag(("--no-feedback", "--no-feedback-pdf", "--no-pdf"))
     peaks = {}
+    runs = str(BATCH_RUNS)
     for size, label in ((CLASS_SIZE, "class"), (LARGE_CLASS_SIZE, "large")):
         batch_dir = work / label
         if not (batch_dir / "manifest.json").exists():
@@ -691,25 +717,31 @@ def bench_batch_mark(report: Report, work: Path) -> None:
             except RuntimeError as error:
                 report.skip(f"`batch mark`, {size} submissions", f"could not build the batch folder: {str(error)[:300]}")
                 continue
-            report.add(Row(f"`batch generate`, {size} students with PDF rendering stubbed out, total / peak memory",
+            report.add(Row(f"`batch generate`, {size} students with PDF rendering stubbed out, total / peak memory "
+                           "(builds the folder for the marking rows)",
                            f"{built.seconds:.0f} s / {built.peak_rss_mb:.0f} MB", "", "1"))
         submissions = work / f"{label}-submissions"
         count = write_submissions(batch_dir, submissions, rng)
         try:
-            run = run_timed(mlexam_command() + ["batch", "mark", str(batch_dir), str(submissions),
-                                                "--out", str(work / f"{label}-results"), *no_feedback])
+            results = batch_mark(work, label, submissions, no_feedback, BATCH_RUNS)
         except RuntimeError as error:
             report.skip(f"`batch mark`, {count} submissions", str(error)[:400])
             continue
-        peaks[count] = run.peak_rss_mb
+        seconds = [r.seconds for r in results]
+        median = statistics.median(seconds)
+        peak = statistics.median(r.peak_rss_mb for r in results)
+        peaks[count] = peak
         large = count >= LARGE_CLASS_SIZE
         report.add(Row(f"`batch mark`, {count} submissions (gradebook, problems list, class report), total",
-                       f"{run.seconds:.1f} s", "", "1", "< 10 s" if large else "", status(run.seconds < 10) if large else "",
-                       f"{run.cpu_seconds:.1f} s"))
-        report.add(Row(f"`batch mark`, {count} submissions, files per second", f"{count / run.seconds:.0f} files/s", "", "1"))
-        report.add(Row(f"`batch mark`, {count} submissions, peak memory", f"{run.peak_rss_mb:.0f} MB", "", "1",
-                       "< 500 MB" if large else "", status(run.peak_rss_mb < 500) if large else ""))
-        if large and run.seconds >= 10:
+                       f"{median:.1f} s", spread(seconds, "s", digits=1), runs, "< 10 s" if large else "",
+                       status(median < 10) if large else "", cpu_text([r.cpu_seconds for r in results], digits=1)))
+        rates = [count / value for value in seconds]
+        report.add(Row(f"`batch mark`, {count} submissions, files per second", f"{count / median:.0f} files/s",
+                       spread(rates, "files/s", digits=0), runs))
+        report.add(Row(f"`batch mark`, {count} submissions, peak memory", f"{peak:.0f} MB",
+                       spread([r.peak_rss_mb for r in results], "MB", digits=0), runs,
+                       "< 500 MB" if large else "", status(max(r.peak_rss_mb for r in results) < 500) if large else ""))
+        if large and median >= 10:
             profile = work / "batch-mark.prof"
             subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "mlexam", "batch", "mark",
                             str(batch_dir), str(submissions), "--out", str(work / "profile-results"), *no_feedback],
@@ -718,8 +750,9 @@ def bench_batch_mark(report: Report, work: Path) -> None:
                 report.profiles[f"`batch mark`, {count} submissions"] = profile_text(pstats.Stats(str(profile)))
     if len(peaks) == 2:
         small, large = sorted(peaks)
+        growth = (peaks[large] - peaks[small]) / (large - small) * 1024
         report.notes.append(f"Peak memory of `batch mark` went from {peaks[small]:.0f} MB at {small} submissions "
-                            f"to {peaks[large]:.0f} MB at {large}.")
+                            f"to {peaks[large]:.0f} MB at {large}, about {growth:.0f} KB per submission.")
     bench_feedback(report, work, rng)
 
 
@@ -746,14 +779,16 @@ def bench_feedback(report: Report, work: Path, rng: random.Random) -> None:
     submissions = work / "small-submissions"
     count = write_submissions(batch_dir, submissions, rng)
     try:
-        run = run_timed(mlexam_command() + ["batch", "mark", str(batch_dir), str(submissions),
-                                            "--out", str(work / "small-results"), *flag])
+        results = batch_mark(work, "small", submissions, flag, BATCH_RUNS)
     except RuntimeError as error:
         report.skip(name, str(error)[:400])
         return
-    report.add(Row(f"`batch mark` with feedback PDFs, {count} submissions, total", f"{run.seconds:.1f} s", "", "1",
-                   cpu=f"{run.cpu_seconds:.1f} s"))
-    report.add(Row("`batch mark` with feedback PDFs, files per second", f"{count / run.seconds:.2f} files/s", "", "1"))
+    seconds = [r.seconds for r in results]
+    median = statistics.median(seconds)
+    report.add(Row(f"`batch mark` with feedback PDFs, {count} submissions, total", f"{median:.1f} s",
+                   spread(seconds, "s", digits=1), str(BATCH_RUNS), cpu=cpu_text([r.cpu_seconds for r in results], digits=1)))
+    report.add(Row("`batch mark` with feedback PDFs, files per second", f"{count / median:.2f} files/s",
+                   spread([count / value for value in seconds], "files/s"), str(BATCH_RUNS)))
 
 
 # ---------------------------------------------------------------- page
@@ -806,8 +841,9 @@ def main() -> None:
     options = parser.parse_args()
     if options.quick:
         global COLD_RUNS, RENDER_RUNS, SOLVE_RUNS, LATEX_RUNS, MARK_FILES, CLASS_SIZE, LARGE_CLASS_SIZE, SMALL_CLASS_SIZE
+        global BATCH_RUNS
         COLD_RUNS, RENDER_RUNS, SOLVE_RUNS, LATEX_RUNS, MARK_FILES = 2, 2, 10, 2, 40
-        CLASS_SIZE, LARGE_CLASS_SIZE, SMALL_CLASS_SIZE = 4, 10, 2
+        CLASS_SIZE, LARGE_CLASS_SIZE, SMALL_CLASS_SIZE, BATCH_RUNS = 4, 10, 2, 2
     load_at_start = os.getloadavg()
     speed_at_start = python_speed()
 

@@ -390,3 +390,41 @@ def test_class_report_describes_mistakes(batch, tmp_path):
     text = "".join(page.extract_text() for page in PdfReader(results / "class-report.pdf").pages)
     assert "Computing t - y instead of y - t" in text
     assert "t_minus_y" in text
+
+
+def test_batch_mark_drops_each_key(batch, submissions, tmp_path, monkeypatch):
+    """Each key is read, used and let go, so memory does not grow with the number of keys."""
+    import weakref
+
+    import marker.answers
+    import marker.core
+    from mlexam.batch.mark import mark_class
+    from mlexam.batch.results import write_results
+
+    class Key(dict):
+        """A dict that a weak reference can point to."""
+
+    loaded, paths = [], []
+    read_key = marker.answers.load_key
+
+    def load_key(path):
+        key = Key(read_key(path))
+        loaded.append(weakref.ref(key))
+        paths.append(Path(path).name)
+        return key
+
+    monkeypatch.setattr(marker.answers, "load_key", load_key)
+    monkeypatch.setattr(marker.core, "KEY_CACHE_SIZE", 1)
+    marker.core._key_caches.clear()
+    out, _, _ = batch
+    result = mark_class(out, submissions, progress=False)
+    # Every key is read once in roster order. The copying check reads again the keys it
+    # marks a submission against, such as m000's for m004's copied answers.
+    assert paths[:len(STUDENTS)] == [f"{student_id}-key.json" for student_id in STUDENTS]
+    assert "m000-key.json" in paths[len(STUDENTS):]
+    alive = [ref for ref in loaded if ref() is not None]
+    assert len(alive) <= 1  # the marker keeps the last key it marked, in its cache of derived data
+    write_results(tmp_path / "results", result, feedback=False)
+    assert result.students[0].status == "marked"
+    marker.core._key_caches.clear()
+    assert all(ref() is None for ref in loaded)

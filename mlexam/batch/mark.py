@@ -70,7 +70,7 @@ class ClassResult:
     manifest: Manifest
     students: list[StudentResult]
     problems: list[Problem] = field(default_factory=list)
-    keys: dict[str, dict] = field(default_factory=dict, repr=False)
+    batch_dir: Path | None = None
 
     def counts(self) -> dict[str, int]:
         counts = {"students": len(self.students),
@@ -80,6 +80,16 @@ class ClassResult:
         for problem in self.problems:
             counts[problem.kind] = counts.get(problem.kind, 0) + 1
         return counts
+
+    def key(self, student_id: str) -> dict:
+        """Read a student's key from the batch folder.
+
+        Keys are read again when needed and not kept, because the keys of 1,000 students
+        of the bundled practice paper take about 120 MB in memory (measured with tracemalloc).
+        """
+        from marker.answers import load_key
+
+        return load_key(self.batch_dir / self.manifest.students[student_id]["files"]["key"]["path"])
 
 
 def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) -> ClassResult:
@@ -95,12 +105,11 @@ def mark_class(batch_dir: Path, submissions_dir: Path, progress: bool = True) ->
 def long_lived_objects_frozen():
     """Freeze every object alive now (gc.freeze) for the block, so that garbage collections skip them.
 
-    The keys of 1,000 students of the bundled practice paper are about 400,000 lists and
-    dicts that live until the results are written, and each full collection of the cyclic
-    garbage collector would walk them all again. Reference counting still frees frozen
-    objects. At the end of the block gc.unfreeze returns them to the collector, unless
-    some objects were already frozen when the block began (by an outer block or by the
-    caller), because gc.unfreeze would release those too.
+    The reports of a class live until the results are written, and each full collection
+    of the cyclic garbage collector would walk them all again. Reference counting still frees frozen objects. At the end of the block
+    gc.unfreeze returns them to the collector, unless some objects were already frozen
+    when the block began (by an outer block or by the caller), because gc.unfreeze would
+    release those too.
     """
     frozen_before = gc.get_freeze_count() > 0
     gc.freeze()
@@ -112,11 +121,54 @@ def long_lived_objects_frozen():
 
 
 def _mark_class(batch_dir: Path, manifest: Manifest, submissions_dir: Path, progress: bool) -> ClassResult:
-    keys, problems = _load_keys(batch_dir, manifest)
-    result = ClassResult(manifest, [StudentResult(record) for record in manifest.students.values()], problems, keys)
-    by_id = {student.id: student for student in result.students}
+    result = ClassResult(manifest, [StudentResult(record) for record in manifest.students.values()], [], batch_dir)
+    matched, unreadable = _match_submissions(result, submissions_dir)
 
-    # Match every readable submission to a student; list the others with their reason.
+    # Each key is read once, in roster order. The student's newest submission is marked
+    # against it and its values are indexed for the copying check. Then the key is dropped.
+    codes = {record["variant_code"]: student_id for student_id, record in manifest.students.items()}
+    key_problems: list[Problem] = []
+    key_count = 0
+    holders: dict[str, set[str]] = {}
+    for student in tqdm(result.students, desc="marking", unit="student", disable=not progress):
+        submissions = matched.get(student.id, [])
+        newest = max(submissions, key=lambda s: (s.mtime, s.name)) if submissions else None
+        for other in submissions:
+            if other is not newest:
+                result.problems.append(Problem(other.name, student.id, "duplicate",
+                                               f"{len(submissions)} files for this student; marked the newest, "
+                                               f"{newest.name}, and not this one"))
+        student.submission = newest
+        key = _read_key(result, student.id, key_problems)
+        if key is None:
+            if newest is not None:
+                student.status = "not marked"
+            continue
+        key_count += 1
+        for value in _values(_key_answers(key)):
+            holders.setdefault(value, set()).add(student.id)
+        if newest is not None:
+            _mark_student(student, key, newest, codes, result.problems)
+        # What is alive now lives until the class is marked, so later collections need
+        # not walk it. mark_class unfreezes it at its end.
+        gc.freeze()
+    result.problems[:0] = key_problems
+
+    by_id = {student.id: student for student in result.students}
+    for student_id, submission in unreadable.items():
+        student = by_id[student_id]
+        if student.status == "missing" and student.submission is None:
+            student.status = "not marked"
+            student.submission = submission
+
+    _flag_copying(result, holders, key_count)
+    return result
+
+
+def _match_submissions(result: ClassResult, submissions_dir: Path) -> tuple[dict[str, list[Submission]],
+                                                                          dict[str, Submission]]:
+    """Match every readable submission to a student, and list the others in result.problems with the reason."""
+    manifest = result.manifest
     matched: dict[str, list[Submission]] = {}
     unreadable: dict[str, Submission] = {}
     for submission in collect_submissions(submissions_dir):
@@ -133,58 +185,32 @@ def _mark_class(batch_dir: Path, manifest: Manifest, submissions_dir: Path, prog
             result.problems.append(Problem(submission.name, how, "unknown id", _unknown_reason(submission, how)))
             continue
         matched.setdefault(student_id, []).append(submission)
-
-    # Mark each student's newest submission; list the other files.
-    codes = {record["variant_code"]: student_id for student_id, record in manifest.students.items()}
-    for student_id, submissions in tqdm(matched.items(), desc="marking", unit="student", disable=not progress):
-        student = by_id[student_id]
-        newest = max(submissions, key=lambda s: (s.mtime, s.name))
-        for other in submissions:
-            if other is not newest:
-                result.problems.append(Problem(other.name, student_id, "duplicate",
-                                               f"{len(submissions)} files for this student; marked the newest, "
-                                               f"{newest.name}, and not this one"))
-        student.submission = newest
-        if student_id not in keys:
-            student.status = "not marked"
-            continue
-        _check_paper_code(newest, student.record, codes, result.problems)
-        try:
-            student.report = _mark(keys[student_id], newest)
-        except MlexamError as error:
-            student.status = "not marked"
-            result.problems.append(Problem(newest.name, student_id, "unmarkable", " ".join(str(error).split())))
-            continue
-        student.total = student.report.total
-        student.status = "marked"
-
-    for student_id, submission in unreadable.items():
-        student = by_id[student_id]
-        if student.status == "missing" and student.submission is None:
-            student.status = "not marked"
-            student.submission = submission
-
-    _flag_copying(result, keys)
-    return result
+    return matched, unreadable
 
 
-def _load_keys(batch_dir: Path, manifest: Manifest) -> tuple[dict[str, dict], list[Problem]]:
-    from marker.answers import load_key
+def _read_key(result: ClassResult, student_id: str, problems: list[Problem]) -> dict | None:
+    entry = result.manifest.students[student_id]["files"]["key"]
+    path = result.batch_dir / entry["path"]
+    if sha256_file(path) != entry["sha256"]:
+        log.warning("%s differs from the key that batch generate wrote (sha256 mismatch)", path)
+    try:
+        return result.key(student_id)
+    except MlexamError as error:
+        problems.append(Problem(entry["path"], student_id, "key", f"the key cannot be read: {error}"))
+        return None
 
-    keys, problems = {}, []
-    for student_id, record in manifest.students.items():
-        entry = record["files"]["key"]
-        path = batch_dir / entry["path"]
-        if sha256_file(path) != entry["sha256"]:
-            log.warning("%s differs from the key that batch generate wrote (sha256 mismatch)", path)
-        try:
-            keys[student_id] = load_key(path)
-        except MlexamError as error:
-            problems.append(Problem(entry["path"], student_id, "key", f"the key cannot be read: {error}"))
-        # The keys loaded so far live until the class is marked, so the collections that loading
-        # the next keys triggers need not walk them. mark_class unfreezes them at its end.
-        gc.freeze()
-    return keys, problems
+
+def _mark_student(student: StudentResult, key: dict, submission: Submission, codes: dict[str, str],
+                  problems: list[Problem]) -> None:
+    _check_paper_code(submission, student.record, codes, problems)
+    try:
+        student.report = _mark(key, submission)
+    except MlexamError as error:
+        student.status = "not marked"
+        problems.append(Problem(submission.name, student.id, "unmarkable", " ".join(str(error).split())))
+        return
+    student.total = student.report.total
+    student.status = "marked"
 
 
 def _match(submission: Submission, manifest: Manifest) -> tuple[str | None, str]:
@@ -245,16 +271,15 @@ def _mark(key: dict, submission: Submission, failure_level: int = logging.WARNIN
         raise MarkerFailure(f"the marker failed on this file: {type(error).__name__}: {error}") from error
 
 
-def _flag_copying(result: ClassResult, keys: dict[str, dict]) -> None:
-    """Flag a submission that earns more marks against another student's key than against its own."""
-    # An inverted index from each key value to the students whose key has it. A value in
-    # many keys (such as 0, 1 or a shared corpus word) is no evidence of copying, and
-    # leaving it out keeps the work linear in the class size.
-    holders: dict[str, set[str]] = {}
-    for student_id, key in keys.items():
-        for value in _values(_key_answers(key)):
-            holders.setdefault(value, set()).add(student_id)
-    common_limit = max(COPY_COMMON_MIN, len(keys) // COPY_COMMON_DIVISOR)
+def _flag_copying(result: ClassResult, holders: dict[str, set[str]], key_count: int) -> None:
+    """Flag a submission that earns more marks against another student's key than against its own.
+
+    `holders` is an inverted index from each key value to the students whose key has it,
+    over the `key_count` keys that could be read.
+    A value in many keys (such as 0, 1 or a shared corpus word) is no evidence of
+    copying, and leaving it out keeps the work linear in the class size.
+    """
+    common_limit = max(COPY_COMMON_MIN, key_count // COPY_COMMON_DIVISOR)
 
     for student in result.students:
         if student.status != "marked":
@@ -272,7 +297,7 @@ def _flag_copying(result: ClassResult, keys: dict[str, dict]) -> None:
             if overlap <= own_overlap:
                 break
             try:
-                total = Fraction(_mark(keys[other], student.submission, logging.DEBUG).total)
+                total = Fraction(_mark(result.key(other), student.submission, logging.DEBUG).total)
             except MlexamError:
                 continue
             if best is None or total > best[0]:

@@ -90,7 +90,7 @@ def _write_results(root: Path, result: ClassResult, feedback: bool) -> WrittenRe
             if student.report is None:
                 continue
             path = _inside(root, f"{FEEDBACK_DIR}/{student.record['safe_name']}-feedback.pdf")
-            render(path, result.keys[student.id], student.submission.answer_file, student.report)
+            render(path, result.key(student.id), student.submission.answer_file, student.report)
             written.feedback += 1
     return written
 
