@@ -332,5 +332,47 @@ def _validate_concept(question: dict, path: tuple, report) -> tuple[str, ...] | 
     return pool
 
 
+def unequal_draws(spec: Spec) -> list[str]:
+    """List the concept entries whose random draws differ in marks, with their line in the spec.
+
+    A batch gives each student their own draw, so such an entry would give students
+    papers with different totals. A single paper has one draw, so only a batch checks this.
+    """
+    from generator.concept_questions import load_bank
+
+    bank = load_bank()
+    _, lines = load_yaml_with_lines(spec.path.read_text(encoding="utf-8"), str(spec.path))
+    problems = []
+    for s_index, section in enumerate(spec.data["sections"]):
+        for q_index, question in enumerate(section["questions"]):
+            if question["type"] != "concept" or "topic" not in question:
+                continue
+            pool = [item for item in bank.values() if item["topic"] == question["topic"]]
+            if question.get("count", 1) >= len(pool):
+                continue  # every student gets the whole pool
+            marks = question.get("marks") or {}
+            by_marks: dict[int, list[str]] = {}
+            for item in pool:
+                by_marks.setdefault(_item_marks(item, marks.get(item["id"])), []).append(item["id"])
+            if len(by_marks) < 2:
+                continue
+            path = ("sections", s_index, "questions", q_index, "topic")
+            worth = "; ".join(f"{value} mark{'s' if value != 1 else ''}: {', '.join(ids)}"
+                              for value, ids in sorted(by_marks.items()))
+            problems.append(
+                f"line {lines.get(path, 1)}: {'.'.join(map(str, path))}: the {question['topic']} questions in the "
+                f"bank are not worth the same ({worth}), so students who draw different ones would get papers "
+                "with different totals; in a batch, choose one question by id, or set marks for each "
+                "choice, true/false and numeric question so that all are worth the same")
+    return problems
+
+
+def _item_marks(item: dict, override: object) -> int:
+    """Return the marks a bank question is worth, with the spec's marks for it where given."""
+    if item["kind"] == "short":
+        return sum(point["marks"] for point in item["rubric"])
+    return int(override) if _is_int(override) else int(item["marks"])
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

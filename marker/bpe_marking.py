@@ -461,7 +461,13 @@ def _mark_per_word(part: dict, raw: object, reference: dict[str, list[str]], own
                           for word in reference}
     except BPEAnswerError as error:
         return PartResult(part["id"], Verdict.INVALID, Fraction(0), maximum, expected, str(error))
+    extra = sorted(set(_given_words(raw)) - set(reference))
     if all(tokens is None for tokens in tokens_by_word.values()):
+        if extra:
+            return PartResult(part["id"], Verdict.WRONG, Fraction(0), maximum, expected,
+                              f"No answer for the words asked ({', '.join(reference)}). The words given are not "
+                              f"asked in this part, so not marked: {', '.join(extra)}. Check that you answered "
+                              "your own paper's words.")
         return PartResult(part["id"], Verdict.MISSING, Fraction(0), maximum, expected, "No answer given.")
 
     per_word = maximum / len(reference)
@@ -481,7 +487,6 @@ def _mark_per_word(part: dict, raw: object, reference: dict[str, list[str]], own
                 mistake = mistake or name
                 break
         notes.append(note)
-    extra = sorted(set(_given_words(raw)) - set(reference))
     if extra:
         notes.append("Not asked, so not marked: " + ", ".join(extra) + ".")
 

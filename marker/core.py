@@ -93,13 +93,33 @@ def check_key(key: object) -> None:
         raise KeyFormatError(f"not an mlexam key: format is {found!r}, expected {KEY_FORMAT!r}")
     if key.get("format_version") not in KEY_VERSIONS:
         raise KeyFormatError(f"unsupported key format_version {key.get('format_version')!r}; supported: 1")
-    for question in key.get("questions", []):
+    questions = key.get("questions")
+    if not isinstance(questions, list) or not questions:
+        raise KeyFormatError("the key has no questions list; use the key JSON that mlexam generate wrote")
+    for number, question in enumerate(questions, 1):
+        _check_key_question(number, question)
         if question.get("type") in QUESTION_MARKERS:
             continue
-        for part in question.get("parts", []):
+        for part in question["parts"]:
             if part.get("kind") not in PART_MARKERS:
                 raise KeyFormatError(f"part {part.get('id')}: no marker for part kind {part.get('kind')!r}; "
                                      f"known kinds: {', '.join(PART_MARKERS)}")
+
+
+def _check_key_question(number: int, question: object) -> None:
+    """Raise KeyFormatError unless a key question has an id, a type and parts with id, kind and marks."""
+    if not isinstance(question, dict) or not all(isinstance(question.get(name), str) for name in ("id", "type")):
+        raise KeyFormatError(f"question {number} of the key has no id or type; use the key JSON that "
+                             "mlexam generate wrote")
+    parts = question.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise KeyFormatError(f"question {question['id']} of the key has no parts; use the key JSON that "
+                             "mlexam generate wrote")
+    for part in parts:
+        if not isinstance(part, dict) or not isinstance(part.get("id"), str) or "kind" not in part \
+                or "marks" not in part:
+            raise KeyFormatError(f"a part of question {question['id']} in the key has no id, kind or marks; "
+                                 "use the key JSON that mlexam generate wrote")
 
 
 def submission_fields(answers: object) -> tuple[dict, str, str]:

@@ -63,6 +63,9 @@ def worked_solution(question: dict, part: dict, result: PartResult, places: int)
         if not isinstance(result.expected, dict):
             return []
         return [TokensLine(word, tokens) for word, tokens in result.expected.items()]
+    if part["kind"] == "rubric" and isinstance(result.expected, list):
+        return [f"Key point ({mark_text(point['marks'])} mark{'s' if point['marks'] != 1 else ''}): {point['point']}"
+                for point in result.expected if isinstance(point, dict) and "point" in point and "marks" in point]
     if part["kind"] not in ("scalar", "vector", "matrix"):
         return [f"Expected: {_shown(result.expected)}"]
 

@@ -407,3 +407,75 @@ def test_other_exam_folder_gets_no_new_secret(class_batch, tmp_path):
     assert result.exit_code == 2
     assert "contains a different exam" in result.stderr
     assert sorted(p.name for p in out.parent.glob("*.secret")) == secrets_before
+
+
+# ---- concept questions drawn from a topic ------------------------------------------------
+
+TOPIC_SPEC = """\
+format: mlexam-spec
+format_version: 1
+title: "Attention quiz"
+sections:
+  - title: Concepts
+    questions:
+      - type: concept
+        topic: attention
+"""
+
+
+def test_unequal_topic_draws_rejected(tmp_path):
+    """The attention questions are worth 2, 3 and 1 marks, so students' totals would differ."""
+    spec = tmp_path / "quiz.yaml"
+    spec.write_text(TOPIC_SPEC, encoding="utf-8")
+    roster = write_roster(tmp_path / "roster.csv", ["s1", "s2"])
+    out = tmp_path / "quiz"
+
+    result = run_generate(str(roster), "--spec", str(spec), "--out", str(out))
+
+    assert result.exit_code == 2
+    message = " ".join(result.stderr.split())
+    assert "quiz.yaml" in message
+    assert "line 8: sections.0.questions.0.topic: the attention questions in the bank are not worth the same" in message
+    assert ("1 mark: attention_scaling; 2 marks: attention_weights_bytes; 3 marks: attention_with_qkv_bytes"
+            in message)
+    assert "choose one question by id, or set marks" in message
+    assert not out.exists()
+    assert list(tmp_path.glob("*.secret")) == []
+
+
+def test_topic_draws_with_equal_marks_accepted(tmp_path):
+    spec = tmp_path / "quiz.yaml"
+    spec.write_text(TOPIC_SPEC + "        marks: {attention_weights_bytes: 3, attention_scaling: 3}\n",
+                    encoding="utf-8")
+    roster = write_roster(tmp_path / "roster.csv", ["s1", "s2", "s3", "s4"])
+    out = tmp_path / "quiz"
+
+    result = run_generate(str(roster), "--spec", str(spec), "--out", str(out), "--workers", "1")
+
+    assert result.exit_code == 0, result.output
+    totals = {json.loads(path.read_text())["total_marks"] for path in (out / "keys").glob("*.json")}
+    assert totals == {3}
+
+
+def test_roster_unclosed_quote_rejected(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('student_id,name\ns1,Ann\n"unterminated,A\ns2,B\n', encoding="utf-8")
+
+    with pytest.raises(InputFileError) as raised:
+        read_roster(path)
+
+    message = str(raised.value)
+    assert "quote.csv" in message
+    assert "line 3: a quote (\") opened in this row is never closed" in message
+    assert "close the quote or remove it" in message
+
+
+def test_roster_quoted_line_break_kept(tmp_path):
+    path = tmp_path / "multiline.csv"
+    path.write_text('student_id,name\ns1,"Ann\nLee"\ns2,Bo\n', encoding="utf-8")
+
+    roster = read_roster(path)
+
+    assert [student.id for student in roster.students] == ["s1", "s2"]
+    assert roster.students[0].name == "Ann\nLee"
+    assert roster.students[1].line == 4

@@ -428,3 +428,62 @@ def test_batch_mark_drops_each_key(batch, submissions, tmp_path, monkeypatch):
     assert result.students[0].status == "marked"
     marker.core._key_caches.clear()
     assert all(ref() is None for ref in loaded)
+
+
+def test_class_statistics_name_varying_parts():
+    """Students who drew other bank questions share a position, not a part id."""
+    from fractions import Fraction
+
+    from marker.report import MarkReport, PartResult, Verdict
+    from mlexam.batch.mark import ClassResult, StudentResult
+    from mlexam.batch.report import part_statistics
+
+    drawn = {"s1": ("vanishing_power", "exploding_cause"), "s2": ("vanishing_power", "vanishing_true_false"),
+             "s3": ("vanishing_power", "exploding_power")}
+    students = []
+    for number, (student_id, items) in enumerate(drawn.items()):
+        parts = [PartResult("q1.merges", Verdict.CORRECT, Fraction(number), Fraction(4), "")]
+        parts += [PartResult(f"q2.{item}", Verdict.CORRECT, Fraction(1), Fraction(1), "") for item in items]
+        report = MarkReport(parts, student_id)
+        students.append(StudentResult({"id": student_id}, "marked", None, report, report.total))
+    result = ClassResult(manifest=None, students=students)
+
+    stats = part_statistics(result)
+
+    assert [row["id"] for row in stats] == ["q1.merges", "q2.vanishing_power", "q2 item 2 (varies)"]
+    assert stats[0]["facility"] == pytest.approx(0.25)
+    assert stats[2]["facility"] == 1.0
+
+
+@pytest.mark.parametrize("damage", ["other student's key", "question without id", "deleted"])
+def test_unusable_key_gets_problem_row(batch, submissions, tmp_path, damage):
+    out, _, _ = batch
+    copy = tmp_path / "exam"
+    shutil.copytree(out, copy)
+    key_path = copy / "keys" / "m002-key.json"
+    if damage == "other student's key":
+        shutil.copyfile(copy / "keys" / "m001-key.json", key_path)
+    elif damage == "question without id":
+        key = json.loads(key_path.read_text())
+        del key["questions"][0]["id"]
+        key_path.write_text(json.dumps(key))
+    else:
+        key_path.unlink()
+    results = tmp_path / "results"
+
+    result = run_mark(copy, submissions, results, "--no-feedback")
+
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    if damage == "deleted":
+        assert "sha256 mismatch" not in result.stderr
+    rows = [row for row in read_csv(results / "problems.csv") if row["student_id"] == "m002"]
+    assert [(row["file"], row["problem"]) for row in rows] == [("keys/m002-key.json", "key")]
+    expected = {"other student's key": "this file is the key of paper",
+                "question without id": "question 1 of the key has no id or type",
+                "deleted": "the key cannot be read"}[damage]
+    assert expected in rows[0]["detail"]
+    statuses = {row["SIS User ID"]: row["Status"] for row in read_csv(results / "gradebook.csv")}
+    assert statuses["m002"] == "not marked"
+    assert statuses["m001"] == "marked"
+    assert statuses["m000"] == "marked"

@@ -259,3 +259,14 @@ def test_practice_type_correct_wrong_invalid(qtype):
     result = mark_submission(key, {question["id"]: invalid}).part(last["id"])
     assert result.verdict == Verdict.INVALID
     assert result.marks == 0
+
+
+def test_segmentation_of_other_words_named(small_key):
+    """Words from another paper earn nothing, and the feedback names them instead of saying the part is blank."""
+    report = mark_submission(small_key, {"q1": {"segmentation": {"low": "low </w>", "newest": "new est </w>"}}})
+
+    result = report.part("q1.segmentation")
+    assert result.verdict == Verdict.WRONG
+    assert result.marks == 0
+    assert "No answer for the words asked (bc, a, aaa)" in result.feedback
+    assert "so not marked: low, newest" in result.feedback

@@ -170,3 +170,16 @@ def test_feedback_typesets_key_and_tokens(tmp_path):
     assert '<span class="num">1</span>1 + e</span>\u2009<span class="matrix plain" style="width: 0.70em">e\n1</span>' in html
     assert '<code>low</code>:&#160;<code class="toks">low&lt;/w&gt;</code>' in html
     ElementTree.fromstring(html)  # well-formed, so WeasyPrint gets the tree from the fast parser
+
+
+def test_feedback_lists_key_points(tmp_path):
+    spec = write_spec(tmp_path, "      - {type: concept, id: remedies_short}\n")
+    key = build_paper(load_spec(spec), 1).key_dict()
+    answers = {"q1": {"remedies_short": "clipping"}}
+    context = feedback_context(key, answers, mark_submission(key, answers))
+
+    worked = context["questions"][0]["parts"][0]["worked"]
+
+    assert worked == ["Key point (1 mark): Gradient clipping",
+                      "Key point (1 mark): Truncated backpropagation through time",
+                      "Key point (1 mark): Gating units (LSTM or GRU)"]

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from generator.errors import MlexamError
-from generator.spec import Spec, load_spec
+from generator.errors import InputFileError, MlexamError
+from generator.spec import Spec, load_spec, unequal_draws
 from mlexam.batch import secret as secrets_
 from mlexam.batch.manifest import ExamMismatchError, Manifest, files_intact, load_manifest, sha256_file
 from mlexam.batch.names import safe_name, safe_names
@@ -79,6 +79,9 @@ def prepare_batch(roster_path: Path, spec_path: Path, out_dir: Path, *, id_colum
     """Read the roster, the spec and the secret (creating the secret on the first run)."""
     roster = read_roster(roster_path, id_column, name_column, email_column)
     spec = load_spec(spec_path)
+    unequal = unequal_draws(spec)
+    if unequal:
+        raise InputFileError(spec_path, unequal)
     out_dir = Path(out_dir)
     if secret_path is None:
         secret_path = out_dir.resolve().parent / f"{safe_name(exam_id or spec.name)}.secret"

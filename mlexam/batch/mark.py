@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from generator.errors import InputFileError, MlexamError
 from mlexam.batch.manifest import Manifest, load_manifest, sha256_file
@@ -130,28 +131,14 @@ def _mark_class(batch_dir: Path, manifest: Manifest, submissions_dir: Path, prog
     key_problems: list[Problem] = []
     key_count = 0
     holders: dict[str, set[str]] = {}
-    for student in tqdm(result.students, desc="marking", unit="student", disable=not progress):
-        submissions = matched.get(student.id, [])
-        newest = max(submissions, key=lambda s: (s.mtime, s.name)) if submissions else None
-        for other in submissions:
-            if other is not newest:
-                result.problems.append(Problem(other.name, student.id, "duplicate",
-                                               f"{len(submissions)} files for this student; marked the newest, "
-                                               f"{newest.name}, and not this one"))
-        student.submission = newest
-        key = _read_key(result, student.id, key_problems)
-        if key is None:
-            if newest is not None:
-                student.status = "not marked"
-            continue
-        key_count += 1
-        for value in _values(_key_answers(key)):
-            holders.setdefault(value, set()).add(student.id)
-        if newest is not None:
-            _mark_student(student, key, newest, codes, result.problems)
-        # What is alive now lives until the class is marked, so later collections need
-        # not walk it. mark_class unfreezes it at its end.
-        gc.freeze()
+    # Warnings go through tqdm, so that they print on their own line above the progress bar.
+    with logging_redirect_tqdm():
+        for student in tqdm(result.students, desc="marking", unit="student", disable=not progress):
+            if _mark_one(result, student, matched.get(student.id, []), codes, key_problems, holders):
+                key_count += 1
+            # What is alive now lives until the class is marked, so later collections need
+            # not walk it. mark_class unfreezes it at its end.
+            gc.freeze()
     result.problems[:0] = key_problems
 
     by_id = {student.id: student for student in result.students}
@@ -163,6 +150,28 @@ def _mark_class(batch_dir: Path, manifest: Manifest, submissions_dir: Path, prog
 
     _flag_copying(result, holders, key_count)
     return result
+
+
+def _mark_one(result: ClassResult, student: StudentResult, submissions: list[Submission], codes: dict[str, str],
+              key_problems: list[Problem], holders: dict[str, set[str]]) -> bool:
+    """Mark the student's newest submission and index their key's values. Return whether the key was usable."""
+    newest = max(submissions, key=lambda s: (s.mtime, s.name)) if submissions else None
+    for other in submissions:
+        if other is not newest:
+            result.problems.append(Problem(other.name, student.id, "duplicate",
+                                           f"{len(submissions)} files for this student; marked the newest, "
+                                           f"{newest.name}, and not this one"))
+    student.submission = newest
+    key = _read_key(result, student.id, key_problems)
+    if key is None:
+        if newest is not None:
+            student.status = "not marked"
+        return False
+    for value in _values(_key_answers(key)):
+        holders.setdefault(value, set()).add(student.id)
+    if newest is not None:
+        _mark_student(student, key, newest, codes, result.problems)
+    return True
 
 
 def _match_submissions(result: ClassResult, submissions_dir: Path) -> tuple[dict[str, list[Submission]],
@@ -189,15 +198,28 @@ def _match_submissions(result: ClassResult, submissions_dir: Path) -> tuple[dict
 
 
 def _read_key(result: ClassResult, student_id: str, problems: list[Problem]) -> dict | None:
-    entry = result.manifest.students[student_id]["files"]["key"]
-    path = result.batch_dir / entry["path"]
-    if sha256_file(path) != entry["sha256"]:
-        log.warning("%s differs from the key that batch generate wrote (sha256 mismatch)", path)
+    """Return the student's key, or None after adding a problem row when it cannot be used."""
+    from marker.core import check_key
+
+    record = result.manifest.students[student_id]
+    entry = record["files"]["key"]
     try:
-        return result.key(student_id)
+        key = result.key(student_id)
+        check_key(key)
     except MlexamError as error:
         problems.append(Problem(entry["path"], student_id, "key", f"the key cannot be read: {error}"))
         return None
+    owner = key["student"].get("id") if isinstance(key.get("student"), dict) else None
+    if key.get("paper_code") != record["variant_code"] or owner not in (None, student_id):
+        problems.append(Problem(
+            entry["path"], student_id, "key",
+            f"this file is the key of paper {key.get('paper_code')!r} (student {owner!r}), not of {student_id}'s "
+            f"paper {record['variant_code']}, so {student_id} was not marked; run `mlexam batch generate` again "
+            "with the same roster, spec and --out folder, which writes the changed key again"))
+        return None
+    if sha256_file(result.batch_dir / entry["path"]) != entry["sha256"]:
+        log.warning("%s differs from the key that batch generate wrote (sha256 mismatch)", entry["path"])
+    return key
 
 
 def _mark_student(student: StudentResult, key: dict, submission: Submission, codes: dict[str, str],

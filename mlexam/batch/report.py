@@ -118,12 +118,34 @@ def part_statistics(result: ClassResult) -> list[dict]:
         rest = [float(total - mark) for total, mark in zip(totals, marks)]
         maximum = float(part.maximum)
         stats.append({
-            "id": part.id, "maximum": maximum,
-            "facility": (statistics.fmean(scores) / maximum) if maximum else None,
+            "id": _slot_name(marked, index), "maximum": maximum,
+            "facility": _facility(marked, index),
             "discrimination": _correlation(scores, rest),
             "blank": sum(str(s.report.parts[index].verdict) == "missing" for s in marked),
         })
     return stats
+
+
+def _facility(marked: list, index: int) -> float | None:
+    """Return the mean share of the part's marks that students earned, or None for a part worth nothing."""
+    parts = [student.report.parts[index] for student in marked]
+    if any(not part.maximum for part in parts):
+        return None
+    return statistics.fmean(float(part.marks / part.maximum) for part in parts)
+
+
+def _slot_name(marked: list, index: int) -> str:
+    """Name the part at `index` of every report: its id, or its question and position where students differ.
+
+    Concept questions drawn from a topic give each student other bank questions, so the
+    part ids at one position differ, as in q10.vanishing_power and q10.exploding_cause.
+    """
+    ids = {student.report.parts[index].id for student in marked}
+    if len(ids) == 1:
+        return ids.pop()
+    question = marked[0].report.parts[index].id.split(".")[0]
+    position = sum(part.id.split(".")[0] == question for part in marked[0].report.parts[:index]) + 1
+    return f"{question} item {position} (varies)"
 
 
 def _correlation(xs: list[float], ys: list[float]) -> float | None:

@@ -135,15 +135,22 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
         dialect = csv.Sniffer().sniff(text[:SNIFF_BYTES], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel  # one column, or too little text to tell: plain commas
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    # In strict mode a quote that is never closed is an error. Otherwise the csv module
+    # reads the rest of the file into that one field, and the students after it are lost.
+    reader = csv.reader(io.StringIO(text, newline=""), dialect, strict=True)
     rows = []
+    line = reader.line_num + 1
     try:
-        line = reader.line_num + 1
         for row in reader:
             rows.append((line, row))
             line = reader.line_num + 1
     except csv.Error as error:
-        raise InputFileError(path, [f"line {reader.line_num}: invalid CSV: {error}"]) from None
+        if "unexpected end of data" in str(error):
+            raise InputFileError(path, [f"line {line}: a quote (\") opened in this row is never closed, so the "
+                                        "rest of the file would be read as one field; close the quote or "
+                                        "remove it"]) from None
+        raise InputFileError(path, [f"line {reader.line_num}: invalid CSV: {error}; a field that contains a "
+                                    "quote must be quoted whole, with the quote doubled (\"\")"]) from None
     return rows
 
 
