@@ -47,14 +47,20 @@ def generate(spec_path: Path | None, seed: int, out_dir: Path) -> None:
     """Write a question paper, its answer key (PDF and JSON) and a blank answer file."""
     from mlexam.pdfworker import PdfWorker
 
-    # Started first, so that it loads WeasyPrint while this process imports sympy and builds the paper.
-    with PdfWorker(documents=2) as pdf_worker:
-        from generator.paper import build_paper, write_paper
-        from generator.spec import bundled_spec_path, load_spec
+    try:
+        # Started first, so that it loads WeasyPrint while this process imports sympy and builds the paper.
+        with PdfWorker(documents=2) as pdf_worker:
+            from generator.paper import build_paper, write_paper
+            from generator.spec import bundled_spec_path, load_spec
 
-        spec = load_spec(spec_path or bundled_spec_path())
-        paper = build_paper(spec, seed)
-        paths = write_paper(paper, out_dir, pdf_worker=pdf_worker)
+            spec = load_spec(spec_path or bundled_spec_path())
+            paper = build_paper(spec, seed)
+            paths = write_paper(paper, out_dir, pdf_worker=pdf_worker)
+    except KeyboardInterrupt:
+        # Each file is written whole or not at all, but the four files of a set are not.
+        click.echo(f"Interrupted: the set for seed {seed} in {out_dir} may be incomplete, or partly from an "
+                   "earlier run. Run the same command again to write all four files.", err=True)
+        sys.exit(130)
     count = len(paper.questions)
     click.echo(f"Paper {paper.code}: {count} question{'s' if count != 1 else ''}, "
                f"{paper.total_marks} mark{'s' if paper.total_marks != 1 else ''} (seed {seed}).")

@@ -227,3 +227,18 @@ def test_leak_check_finds_key_answers(generated_paper):
     for index, question in enumerate(key["questions"]):
         if any(part["kind"] in ("merge_list", "vector", "encoding") for part in question["parts"]):
             assert revealed_answers(key, index, sections[index]) != [], f"question {index + 1}"
+
+
+def test_interrupted_generate_warns(tmp_path, monkeypatch):
+    import generator.paper
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generator.paper, "write_paper", interrupted)
+    result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "out"), "--seed", "4"])
+
+    assert result.exit_code == 130
+    assert "Interrupted: the set for seed 4" in result.stderr
+    assert "may be incomplete" in result.stderr
+    assert "Run the same command again" in result.stderr
