@@ -228,6 +228,7 @@ def validate_question(question: object, path: tuple, report, unknown_fields) -> 
     part_names = qtype_info.parts
     if qtype == "concept":
         part_names = _validate_concept(question, path, report)
+        _reject_short_answer_marks(question, path, report)
     _validate_marks(question, qtype, part_names, path, report)
     _validate_settings(question, path, report)
     _validate_conventions(question, path, report)
@@ -372,6 +373,22 @@ def _item_marks(item: dict, override: object) -> int:
     if item["kind"] == "short":
         return sum(point["marks"] for point in item["rubric"])
     return int(override) if _is_int(override) else int(item["marks"])
+
+
+def _reject_short_answer_marks(question: dict, path: tuple, report) -> None:
+    """Report marks set for a short-answer bank question, which are always the sum of its rubric points."""
+    from generator.concept_questions import load_bank
+
+    marks = question.get("marks")
+    if not isinstance(marks, dict):
+        return
+    bank = load_bank()
+    for name in marks:
+        item = bank.get(name)
+        if item is not None and item["kind"] == "short":
+            total = sum(point["marks"] for point in item["rubric"])
+            report(path + ("marks", name), f"{name} is a short answer, worth the sum of its rubric points "
+                                           f"({total}); its marks cannot be set, so remove this entry")
 
 
 def _is_int(value: object) -> bool:

@@ -86,6 +86,10 @@ def worked_solution(question: dict, part: dict, result: PartResult, places: int)
 
 # Exact key forms longer than this are shown as decimals only: they would not fit the sheet's column.
 MAX_SHOWN_EXACT_CHARS = 120
+# A matrix whose widest row of exact key text is longer than this is shown as decimals only,
+# because typeset it would run past the sheet's right margin (seen with 4 x 3 matrices
+# of sums of fractions).
+MAX_SHOWN_ROW_CHARS = 100
 
 
 class TokensLine(str):
@@ -121,6 +125,8 @@ def _key_value(expected):
     try:
         if isinstance(expected, list):
             rows = expected if expected and isinstance(expected[0], list) else [[v] for v in expected]
+            if max(sum(len(str(v)) for v in row) for row in rows) > MAX_SHOWN_ROW_CHARS:
+                return None
             return sympy.Matrix([[one(v) for v in row] for row in rows])
         return one(expected)
     except (AnswerFormatError, ValueError):

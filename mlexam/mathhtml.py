@@ -49,7 +49,8 @@ def _matrix(matrix: sympy.MatrixBase) -> Markup:
     factored = _common_denominator(matrix)
     if factored is not None:
         denominator, numerators = factored
-        return _fraction(Markup("1"), _expr(denominator)) + Markup("\u2009") + _matrix(numerators)
+        return (Markup('<span class="factored">') + _fraction(Markup("1"), _expr(denominator)) + Markup("\u2009")
+                + _matrix(numerators) + Markup("</span>"))
     return _matrix_table([[_expr(matrix[i, j]) for j in range(matrix.cols)] for i in range(matrix.rows)])
 
 
@@ -111,7 +112,7 @@ def _expr(expr: sympy.Basic) -> Markup:
     if expr.is_Symbol:
         return Markup("<i>{}</i>").format(expr.name)
     if isinstance(expr, sympy.exp):
-        return Markup("e<sup>") + _expr(expr.args[0]) + Markup("</sup>")
+        return Markup("e<sup>") + _exponent(expr.args[0]) + Markup("</sup>")
     if isinstance(expr, sympy.log):
         return Markup("log(") + _expr(expr.args[0]) + Markup(")")
     if expr.is_Add:
@@ -185,7 +186,15 @@ def _power(expr: sympy.Pow) -> Markup:
     if exponent.is_negative:
         return _fraction(Markup("1"), _expr(base ** -exponent))
     shown = _wrap_if(base, lambda e: e.is_Add or e.is_Mul or e.is_Pow or (e.is_Rational and not e.is_Integer))
-    return shown + Markup("<sup>") + _expr(exponent) + Markup("</sup>")
+    return shown + Markup("<sup>") + _exponent(exponent) + Markup("</sup>")
+
+
+def _exponent(expr: sympy.Basic) -> Markup:
+    """Typeset an exponent, with a rational one written inline as 11/2, the way superscripts are set."""
+    if expr.is_Rational and not expr.is_Integer:
+        sign = MINUS if expr.is_negative else ""
+        return escape(f"{sign}{abs(expr.p)}/{expr.q}")
+    return _expr(expr)
 
 
 def _fraction(numerator: Markup, denominator: Markup) -> Markup:

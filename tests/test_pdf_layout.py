@@ -67,12 +67,25 @@ def test_text_with_markup_gets_no_width():
 def test_matrix_over_common_denominator():
     d = 2 + sympy.E
     html = str(math_html(sympy.Matrix([1 / d, -2 / d, 0])))
-    assert html == ('<span class="frac" style="width: 2.81em"><span class="num">1</span>2 + e</span>\u2009'
-                    '<span class="matrix plain" style="width: 1.55em">1\n\u22122\n0</span>')
+    assert html == ('<span class="factored"><span class="frac" style="width: 2.81em"><span class="num">1</span>'
+                    '2 + e</span>\u2009<span class="matrix plain" style="width: 1.55em">1\n\u22122\n0</span></span>')
     # Euler's number is upright text, so a column of e and 1 is plain text too.
     scaled = str(math_html(sympy.Matrix([sympy.E / d, 1 / d])))
-    assert scaled.startswith('<span class="frac" style="width: 2.81em"><span class="num">1</span>2 + e</span>\u2009')
-    assert scaled.endswith('<span class="matrix plain" style="width: 0.70em">e\n1</span>')
+    assert scaled.startswith('<span class="factored"><span class="frac" style="width: 2.81em"><span class="num">1</span>'
+                             '2 + e</span>\u2009')
+    assert scaled.endswith('<span class="matrix plain" style="width: 0.70em">e\n1</span></span>')
+
+
+@pytest.mark.parametrize("value, shown", [
+    (sympy.exp(sympy.Rational(11, 2)), "e<sup>11/2</sup>"),
+    (sympy.exp(-sympy.Rational(1, 2)), "e<sup>\u22121/2</sup>"),
+    (sympy.Symbol("x") ** sympy.Rational(3, 2), "<i>x</i><sup>3/2</sup>"),
+    (sympy.exp(2), "e<sup>2</sup>"),
+])
+def test_rational_exponent_inline(value, shown):
+    """A stacked fraction in a superscript is too small to read, so rational exponents are written 11/2."""
+    assert str(math_html(value)) == f'<span class="math">{shown}</span>'
+
 
 
 @pytest.mark.parametrize("entries", [

@@ -244,3 +244,17 @@ def test_spec_with_tab_names_fix(tmp_path):
         load_spec(path)
     assert "invalid YAML" in str(raised.value)
     assert "indent with spaces, not tabs" in str(raised.value)
+
+
+def test_short_answer_marks_rejected(tmp_path):
+    path = tmp_path / "short.yaml"
+    path.write_text("format: mlexam-spec\nformat_version: 1\ntitle: Short\nsections:\n  - title: A\n    questions:\n"
+                    "      - {type: concept, id: bptt_memory, marks: {bptt_memory: 3}}\n", encoding="utf-8")
+
+    with pytest.raises(InputFileError) as raised:
+        load_spec(path)
+
+    message = str(raised.value)
+    assert "sections.0.questions.0.marks.bptt_memory" in message
+    assert "bptt_memory is a short answer, worth the sum of its rubric points (2)" in message
+    assert "remove this entry" in message

@@ -1,8 +1,11 @@
 """Cases a first-time user hit: each asserts the message or result that mlexam now gives."""
 
 import json
+import re
+import subprocess
 from xml.etree import ElementTree
 
+import pytest
 import sympy
 import yaml
 from click.testing import CliRunner
@@ -167,7 +170,7 @@ def test_feedback_typesets_key_and_tokens(tmp_path):
 
     html = render_html("feedback.html.j2", **context)
     # y = [e/(1 + e), 1/(1 + e)] is typeset as one fraction in front of [e, 1].
-    assert '<span class="num">1</span>1 + e</span>\u2009<span class="matrix plain" style="width: 0.70em">e\n1</span>' in html
+    assert '<span class="num">1</span>1 + e</span>\u2009<span class="matrix plain" style="width: 0.70em">e\n1</span></span>' in html
     assert '<code>low</code>:&#160;<code class="toks">low&lt;/w&gt;</code>' in html
     ElementTree.fromstring(html)  # well-formed, so WeasyPrint gets the tree from the fast parser
 
@@ -183,3 +186,26 @@ def test_feedback_lists_key_points(tmp_path):
     assert worked == ["Key point (1 mark): Gradient clipping",
                       "Key point (1 mark): Truncated backpropagation through time",
                       "Key point (1 mark): Gating units (LSTM or GRU)"]
+
+
+WIDE_SPEC = "      - {type: backprop_batch_mean, difficulty: hard, classes: 4}\n"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_feedback_stays_inside_page(tmp_path, seed):
+    """Wide exact matrices are shown as decimals, so no word of the sheet runs past the right margin."""
+    from pypdf import PdfReader
+
+    from mlexam.cli_mark import write_feedback
+
+    key = build_paper(load_spec(write_spec(tmp_path, WIDE_SPEC)), seed).key_dict()
+    answers = {"q1": {part["name"]: part["decimal"] for part in key["questions"][0]["parts"]}}
+    answers["q1"]["W_new"] = "[[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]"
+    pdf = write_feedback(tmp_path / "feedback.pdf", key, answers, mark_submission(key, answers))
+
+    page_width = float(PdfReader(pdf).pages[0].mediabox.width)
+    boxes = subprocess.run(["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    right_edges = [float(x) for x in re.findall(r'xMax="([\d.]+)"', boxes)]
+    assert right_edges
+    right_margin = 17 * 72 / 25.4  # 17 mm, from paper.css
+    assert max(right_edges) <= page_width - right_margin + 0.5
