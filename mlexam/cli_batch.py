@@ -64,6 +64,9 @@ def batch_generate(roster_path, spec_path, out_dir, id_column, name_column, emai
     if result.booklet:
         click.echo(f"Answer-key booklet: {result.booklet}", err=True)
     if result.failed:
+        names = ", ".join(sorted(result.failed)[:10]) + (", ..." if len(result.failed) > 10 else "")
+        click.echo(f"Not generated: {names}. The errors above give the reason for each; fix them and run the "
+                   "same command again, which generates only the students that are missing.", err=True)
         sys.exit(1)
 
 

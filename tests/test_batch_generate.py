@@ -479,3 +479,19 @@ def test_roster_quoted_line_break_kept(tmp_path):
     assert [student.id for student in roster.students] == ["s1", "s2"]
     assert roster.students[0].name == "Ann\nLee"
     assert roster.students[1].line == 4
+
+
+def test_failed_student_named(tmp_path):
+    spec = write_spec(tmp_path)
+    roster = write_roster(tmp_path / "roster.csv", ["s1", "s2"])
+    out = tmp_path / "exam"
+    assert run_generate(str(roster), "--spec", str(spec), "--out", str(out)).exit_code == 0
+    key = out / "keys" / "s2-key.json"
+    key.unlink()
+    key.mkdir()  # a folder where the key file goes cannot be replaced by the new key
+
+    result = run_generate(str(roster), "--spec", str(spec), "--out", str(out), "--workers", "1")
+
+    assert result.exit_code == 1
+    assert "student s2: building the paper failed: IsADirectoryError" in result.stderr
+    assert "Not generated: s2. The errors above give the reason for each" in result.stderr

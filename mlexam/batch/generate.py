@@ -29,6 +29,7 @@ from functools import cache
 from pathlib import Path
 
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from generator.errors import InputFileError, MlexamError
 from generator.spec import Spec, load_spec, unequal_draws
@@ -110,7 +111,8 @@ def run_batch(batch: Batch, workers: int | None = None, force: bool = False, pro
         generated: list[str] = []
         if jobs:
             count = min(workers or os.cpu_count() or 1, len(jobs))
-            with ProcessPoolExecutor(max_workers=count, initializer=_start_worker) as pool, \
+            # Errors are logged through tqdm, so that each prints on its own line above the progress bar.
+            with ProcessPoolExecutor(max_workers=count, initializer=_start_worker) as pool, logging_redirect_tqdm(), \
                     tqdm(total=len(jobs), unit="student", desc="papers", disable=not progress) as bar:
                 futures = {pool.submit(build_student_files, job): job for job in jobs}
                 for future in as_completed(futures):
