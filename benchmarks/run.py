@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 OUTPUT = REPO / "docs" / "benchmarks.md"
 LATEX_TEMPLATE = REPO / "benchmarks" / "paper.tex.j2"
 
-# Repetitions after one warm-up run. `make bench` took 8.1–8.5 minutes on an idle two-core
+# Repetitions after one warm-up run. `make bench` took 8.1–8.6 minutes on an idle two-core
 # machine (speed check 0.11 s), 5.3 of them in the three 300-student `batch generate` runs.
 COLD_RUNS = 10
 RENDER_RUNS = 10
