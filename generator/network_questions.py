@@ -48,10 +48,6 @@ HIDDEN_BOUND = 3
 RESIDUAL_BOUND = 3
 # An entry with more operations than this is shown on the key as a decimal only.
 MAX_SHOWN_OPS = 24
-# A matrix whose widest row of exact text (sympy's str) is longer than this is shown on
-# the key as decimals only. Typeset, such rows ran past the right margin in 4 x 4 matrices
-# of sums of fractions of exponentials.
-MAX_SHOWN_ROW_CHARS = 100
 
 SHAPES = ("any", "rectangular")
 GRADIENT_PARTS = {
@@ -375,20 +371,8 @@ def _kind(value) -> str:
 def _too_long(value) -> bool:
     """Return whether an exact form is too long to read. That is a form with many
     operations, or e raised to a fraction of exponentials (softmax after tanh units)."""
-    if isinstance(value, sympy.MatrixBase) and _too_wide(value):
-        return True
     entries = [v for row in value.tolist() for v in row] if isinstance(value, sympy.MatrixBase) else [value]
     return any(_entry_too_long(v) for v in entries)
-
-
-def _too_wide(matrix: sympy.MatrixBase) -> bool:
-    """Return whether the matrix's widest row of exact text is longer than MAX_SHOWN_ROW_CHARS."""
-    return max(sum(_text_length(v) for v in matrix.row(i)) for i in range(matrix.rows)) > MAX_SHOWN_ROW_CHARS
-
-
-@functools.lru_cache(maxsize=4096)
-def _text_length(value: sympy.Basic) -> int:
-    return len(str(value))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -406,13 +390,7 @@ def _shown(value, places: int):
     if not isinstance(value, sympy.Basic | sympy.MatrixBase) or not _too_long(value):
         return value
     if isinstance(value, sympy.MatrixBase):
-        if _too_wide(value):
-            return value.applyfunc(lambda v: _rounded(v, places))
         return value.applyfunc(lambda v: _shown(v, places))
-    return _rounded(value, places)
-
-
-def _rounded(value: sympy.Basic, places: int) -> sympy.Float:
     text = decimal_text(value, places)
     digits = len(text.lstrip("-").replace(".", "").lstrip("0")) or 1
     return sympy.Float(text, digits)

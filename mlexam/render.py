@@ -40,20 +40,10 @@ def environment() -> jinja2.Environment:
     env.filters["seq"] = sequence_html
     env.filters["decimals"] = decimals_html
     env.filters["given"] = given_html
-    env.tests["too_wide"] = _too_wide_to_show
     env.filters["pair_counts"] = pair_counts_html
     # One element per token sequence: a bordered box per token made the practice key's layout about an eighth slower.
     env.filters["tokens"] = lambda text: Markup('<code class="toks">{}</code>').format(" ".join(str(text).split()))
     return env
-
-
-def _too_wide_to_show(value) -> bool:
-    """Return whether a value is a matrix too wide for the page in exact form (a Jinja test)."""
-    import sympy
-
-    from generator.network_questions import _too_wide
-
-    return isinstance(value, sympy.MatrixBase) and _too_wide(value)
 
 
 def render_html(template: str, **context) -> str:
