@@ -419,7 +419,7 @@ def test_batch_mark_drops_each_key(batch, submissions, tmp_path, monkeypatch):
     out, _, _ = batch
     result = mark_class(out, submissions, progress=False)
     # Every key is read once in roster order. The copying check reads again the keys it
-    # marks a submission against, such as m000's for m004's copied answers.
+    # marks a submission against, such as m000's key for the file m004 copied from m000.
     assert paths[:len(STUDENTS)] == [f"{student_id}-key.json" for student_id in STUDENTS]
     assert "m000-key.json" in paths[len(STUDENTS):]
     alive = [ref for ref in loaded if ref() is not None]
